@@ -1,0 +1,151 @@
+"""Settings: environment, then a TOML file, then flags (weakest to strongest), validated once.
+
+`Settings` is frozen; secrets (passwords in URLs) are masked by `redacted()` and in `repr`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from stream.core.config import KpiConfig
+from stream.errors import ConfigError
+
+ENV_PREFIX = "KPISTREAM_"
+
+_SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@", re.I)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide the password part of any URL in `text`."""
+    return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a worker or a command needs; built by `load_settings`."""
+
+    broker: str = "kafka://127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    tz: str = "UTC"
+    strategies: str = ""
+    app_id: str = "kpistream"
+    partitions: int = 4
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    data_dir: str = ".kpistream"
+    store: str = "memory://"
+    max_message_bytes: int = 65536
+    flush_interval_s: float = 1.0
+    rebalance_timeout_s: float = 3.0
+    topic_prefix: str = ""
+    fund_amount: str = ""
+    kpi: KpiConfig = field(default_factory=KpiConfig)
+
+    def __post_init__(self) -> None:
+        if not self.broker.startswith(("kafka://", "aiokafka://")):
+            raise ConfigError("broker", f"expected kafka://HOST:PORT, got {mask_secrets(self.broker)!r}")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("redis_url", "expected redis://HOST:PORT/DB")
+        if self.partitions < 1:
+            raise ConfigError("partitions", "must be at least 1")
+        if self.max_message_bytes < 64:
+            raise ConfigError("max_message_bytes", "must be at least 64")
+        if self.flush_interval_s <= 0:
+            raise ConfigError("flush_interval_s", "must be positive")
+        if self.kpi.tz != self.tz:
+            object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """host:port list for aiokafka."""
+        return self.broker.split("://", 1)[1].replace(";", ",")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def redacted(self) -> dict[str, Any]:
+        """A printable view with secrets masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = mask_secrets(v) if isinstance(v, str) else v
+        return out
+
+    def __repr__(self) -> str:
+        return f"Settings({self.redacted()!r})"
+
+
+_KPI_FIELDS = {f.name: f for f in fields(KpiConfig)}
+_TOP_FIELDS = {f.name: f for f in fields(Settings) if f.name != "kpi"}
+
+
+def _coerce(name: str, value: Any, like: Any) -> Any:
+    try:
+        if isinstance(like, bool):
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(like, int):
+            return int(value)
+        if isinstance(like, float):
+            return float(value)
+        if isinstance(like, dict):
+            return dict(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(name, f"cannot read {value!r}: {exc}") from exc
+
+
+def _apply(values: dict[str, Any], kpi: dict[str, Any], source: Mapping[str, Any]) -> None:
+    defaults = Settings()
+    kdefaults = KpiConfig()
+    for key, value in source.items():
+        if value is None:
+            continue
+        k = key.lower().replace("-", "_")
+        if k in _TOP_FIELDS:
+            values[k] = _coerce(k, value, getattr(defaults, k))
+        elif k in _KPI_FIELDS:
+            kpi[k] = _coerce(k, value, getattr(kdefaults, k))
+        elif k == "kpi" and isinstance(value, Mapping):
+            _apply(values, kpi, value)
+        else:
+            raise ConfigError(key, "unknown setting")
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    toml_path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from env (KPISTREAM_*), then the TOML file, then explicit overrides (flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    kpi: dict[str, Any] = {}
+    env_values = {
+        k[len(ENV_PREFIX) :]: v
+        for k, v in env.items()
+        if k.startswith(ENV_PREFIX) and k not in ("KPISTREAM_CONFIG", "KPISTREAM_HOME")
+    }
+    _apply(values, kpi, env_values)
+    path = toml_path or env.get("KPISTREAM_CONFIG")
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("config", f"cannot read {p}: {exc}") from exc
+        _apply(values, kpi, data)
+    if overrides:
+        _apply(values, kpi, overrides)
+    try:
+        tz = values.get("tz", "UTC")
+        return Settings(**values, kpi=KpiConfig(**{**kpi, "tz": tz}))
+    except ValueError as exc:
+        raise ConfigError("kpi", str(exc)) from exc
