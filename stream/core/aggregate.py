@@ -1,0 +1,158 @@
+"""Stage 2: per-period aggregates keyed by scope, id and period key, with event-time retention.
+
+A plain mapping (dict, or a Faust table) holds `AggState` under `scope|id|period_key`. Every delta is
+applied to its day and month period (and, in the stream, to the rolling hour). Each state keeps, per
+source partition, the position of the last delta it applied: a redelivered delta is dropped, so the
+totals are exactly-once although the stream is at-least-once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.core.config import KpiConfig
+from stream.core.counts import Counts, add_into
+from stream.core.entity import Delta
+from stream.core.periods import ROLLING, is_expired, period_keys
+
+
+@dataclass(slots=True)
+class AggState:
+    """Counts of one (scope, id, period); for the rolling period also the timed entries behind them."""
+
+    counts: Counts = field(default_factory=dict)
+    hwm: dict[str, tuple[int, int]] = field(default_factory=dict)
+    entries: dict[int, Counts] | None = None  # rolling only: event time -> counts at that time
+    times: list[int] | None = None  # rolling only: sorted keys of entries
+
+    def seen(self, source: str, offset: int, index: int) -> bool:
+        """Record the position; True if it was applied before (a redelivery)."""
+        pos = (offset, index)
+        last = self.hwm.get(source)
+        if last is not None and pos <= last:
+            return True
+        self.hwm[source] = pos
+        return False
+
+    def add_timed(self, ts: int, counts: Counts) -> None:
+        assert self.entries is not None and self.times is not None
+        cur = self.entries.get(ts)
+        if cur is None:
+            self.entries[ts] = dict(counts)
+            bisect.insort(self.times, ts)
+        else:
+            add_into(cur, counts)
+        add_into(self.counts, counts)
+
+    def trim(self, oldest_exclusive: int) -> bool:
+        """Drop rolling entries at or before `oldest_exclusive`; True if anything changed."""
+        assert self.entries is not None and self.times is not None
+        cut = bisect.bisect_right(self.times, oldest_exclusive)
+        if not cut:
+            return False
+        for ts in self.times[:cut]:
+            add_into(self.counts, self.entries.pop(ts), -1)
+        del self.times[:cut]
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"c": self.counts, "h": {k: list(v) for k, v in self.hwm.items()}}
+        if self.entries is not None:
+            d["e"] = [[ts, self.entries[ts]] for ts in self.times or ()]
+        return d
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AggState:
+        st = cls(counts=dict(d.get("c", {})), hwm={k: (int(v[0]), int(v[1])) for k, v in d.get("h", {}).items()})
+        if "e" in d:
+            st.entries = {int(ts): dict(c) for ts, c in d["e"]}
+            st.times = sorted(st.entries)
+        return st
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> AggState:
+        return cls.from_json(json.loads(raw))
+
+    @classmethod
+    def rolling(cls) -> AggState:
+        return cls(entries={}, times=[])
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """'scope|id|period' -> (scope, id, period); ids may themselves contain '|'."""
+    scope, rest = key.split("|", 1)
+    sid, period = rest.rsplit("|", 1)
+    return scope, sid, period
+
+
+class AggregateStore:
+    """Applies deltas to period aggregates held in any mapping (a dict, or a Faust table)."""
+
+    def __init__(self, table: MutableMapping[str, AggState], cfg: KpiConfig, *, rolling: bool = True) -> None:
+        self.table = table
+        self.cfg = cfg
+        self.rolling = rolling
+        self.watermark = 0
+
+    def observe(self, watermark_ms: int) -> None:
+        """Advance event time (the newest event seen); it never goes back."""
+        if watermark_ms > self.watermark:
+            self.watermark = watermark_ms
+
+    def apply(self, delta: Delta) -> list[str]:
+        """Apply one delta; return the keys whose counts changed."""
+        cfg = self.cfg
+        changed: list[str] = []
+        for pk in period_keys(delta.ts, cfg.tz):
+            if is_expired(pk, self.watermark, cfg.tz, cfg.retention_days, cfg.retention_months):
+                continue
+            key = f"{delta.agg_key}|{pk}"
+            st = self.table.get(key)
+            if st is None:
+                st = AggState()
+            if st.seen(delta.source, delta.offset, delta.index):
+                continue
+            add_into(st.counts, delta.counts)
+            self.table[key] = st
+            changed.append(key)
+        if self.rolling:
+            key = f"{delta.agg_key}|{ROLLING}"
+            st = self.table.get(key)
+            if st is None:
+                st = AggState.rolling()
+            if not st.seen(delta.source, delta.offset, delta.index):
+                if delta.ts > self.watermark - cfg.rolling_ms:
+                    st.add_timed(delta.ts, delta.counts)
+                    changed.append(key)
+                self.table[key] = st
+        return changed
+
+    def advance_rolling(self, key: str) -> bool:
+        """Slide one rolling aggregate to the current watermark; True if its counts changed."""
+        st = self.table.get(key)
+        if st is None or st.entries is None:
+            return False
+        if st.trim(self.watermark - self.cfg.rolling_ms):
+            self.table[key] = st
+            return True
+        return False
+
+    def rolling_keys(self) -> Iterator[str]:
+        return (k for k in list(self.table.keys()) if k.endswith(f"|{ROLLING}"))
+
+    def expired_keys(self) -> list[str]:
+        """Day and month aggregates that fell out of retention (the caller deletes them)."""
+        cfg = self.cfg
+        out = []
+        for k in list(self.table.keys()):
+            pk = k.rsplit("|", 1)[1]
+            if pk != ROLLING and is_expired(pk, self.watermark, cfg.tz, cfg.retention_days, cfg.retention_months):
+                out.append(k)
+        return out

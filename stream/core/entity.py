@@ -1,0 +1,155 @@
+"""Stage 1: the state of one call, chat, e-mail or case, and the count changes each event causes.
+
+The state keeps the entity's events in arrival order with the source position of each. Processing an
+event recomputes the entity's contributions from its event set and emits the difference as deltas,
+each with a deterministic id (source, offset, index). That gives exactly-once totals on an
+at-least-once stream:
+- a duplicate (same event_id from another position) is not added and emits nothing;
+- a redelivery of the same position (a replay after a crash) re-emits the very same deltas, which the
+  aggregates drop by their per-source high-water mark (aggregate.py) if they were applied already.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.core.config import KpiConfig
+from stream.core.contributions import Contributions, call_is_orphan, contributions, diff
+from stream.core.counts import Counts
+from stream.core.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A change of counts for one aggregate (scope, scope_id) at event time `ts`.
+
+    (source, offset, index) is unique per change and increases along a source partition.
+    """
+
+    scope: str
+    scope_id: str
+    ts: int
+    counts: Counts
+    source: str
+    offset: int
+    index: int
+
+    @property
+    def agg_key(self) -> str:
+        return f"{self.scope}|{self.scope_id}"
+
+
+@dataclass(slots=True)
+class EntityState:
+    """Everything known of one entity; serialisable with to_bytes/from_bytes."""
+
+    kind: str
+    events: list[Event] = field(default_factory=list)
+    positions: list[tuple[str, int]] = field(default_factory=list)
+    contribs: Contributions = field(default_factory=dict)
+    orphan_reported: bool = False
+
+    @property
+    def first_ts(self) -> int:
+        return min(e.ts for e in self.events)
+
+    @property
+    def last_ts(self) -> int:
+        return max(e.ts for e in self.events)
+
+    def index_of(self, event_id: str) -> int:
+        for i, e in enumerate(self.events):
+            if e.event_id == event_id:
+                return i
+        return -1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "k": self.kind,
+            "e": [[s, o, e.to_dict()] for (s, o), e in zip(self.positions, self.events, strict=True)],
+            "r": self.orphan_reported,
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], cfg: KpiConfig) -> EntityState:
+        st = cls(kind=str(d["k"]), orphan_reported=bool(d.get("r", False)))
+        for s, o, e in d["e"]:
+            st.positions.append((str(s), int(o)))
+            st.events.append(Event.from_dict(e))
+        st.contribs = contributions(st.kind, st.events, cfg)
+        return st
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, cfg: KpiConfig) -> EntityState:
+        return cls.from_json(json.loads(raw), cfg)
+
+
+def _deltas(changes: list[tuple[tuple[str, str, int], Counts]], source: str, offset: int) -> list[Delta]:
+    return [
+        Delta(scope, sid, ts, counts, source, offset, i) for i, ((scope, sid, ts), counts) in enumerate(changes)
+    ]
+
+
+def apply_event(
+    state: EntityState | None, kind: str, event: Event, source: str, offset: int, cfg: KpiConfig
+) -> tuple[EntityState, list[Delta]]:
+    """Add `event` (read at `source`/`offset`) to the entity; return its state and the deltas to emit."""
+    if state is None:
+        state = EntityState(kind=kind)
+    i = state.index_of(event.event_id)
+    if i >= 0:
+        if state.positions[i] != (source, offset):
+            return state, []  # a duplicate: the repeated event_id changes nothing
+        # A redelivery of the same message: emit again exactly what it emitted the first time.
+        before = contributions(kind, state.events[:i], cfg)
+        after = contributions(kind, state.events[: i + 1], cfg)
+        return state, _deltas(diff(before, after), source, offset)
+    state.events.append(event)
+    state.positions.append((source, offset))
+    new = contributions(kind, state.events, cfg)
+    changes = diff(state.contribs, new)
+    state.contribs = new
+    return state, _deltas(changes, source, offset)
+
+
+def is_finished(state: EntityState) -> bool:
+    """Whether the entity has produced all it will normally produce (its state can age out)."""
+    return bool(state.contribs)
+
+
+def needs_orphan_report(state: EntityState, watermark_ms: int, cfg: KpiConfig) -> bool:
+    """A call with an outcome and no offer, older than `orphan_after_ms` of event time, not yet reported."""
+    return (
+        state.kind == "call"
+        and not state.orphan_reported
+        and watermark_ms - state.first_ts >= cfg.orphan_after_ms
+        and call_is_orphan(state.events)
+    )
+
+
+def is_expired_entity(state: EntityState, watermark_ms: int, cfg: KpiConfig) -> bool:
+    """Whether the state can be dropped: idle longer than its grace (cases: the repeat window too)."""
+    grace = cfg.entity_grace_ms + (cfg.fcr_window_ms if state.kind == "case" else 0)
+    if state.kind == "email" and not state.contribs:
+        grace = max(grace, cfg.retention_days * 86_400_000)  # an unanswered e-mail may be answered late
+    return watermark_ms - state.last_ts > grace
+
+
+class EntityStore:
+    """Stage 1 over any mapping of key -> EntityState (a dict in `report`, a Faust table in the worker)."""
+
+    def __init__(self, table: MutableMapping[str, EntityState], kind: str, cfg: KpiConfig) -> None:
+        self.table = table
+        self.kind = kind
+        self.cfg = cfg
+
+    def apply(self, key: str, event: Event, source: str, offset: int) -> list[Delta]:
+        state, deltas = apply_event(self.table.get(key), self.kind, event, source, offset, self.cfg)
+        self.table[key] = state  # always re-assign: a Faust table logs only assignments
+        return deltas
