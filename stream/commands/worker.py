@@ -1,0 +1,75 @@
+"""`kpistream worker`: one Faust worker of the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from stream.config import Settings, load_settings
+from stream.errors import KpiStreamError
+
+log = logging.getLogger(__name__)
+
+
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    """Flags that override env and the TOML file (CONTRACT.md section 8)."""
+    p.add_argument("--config", metavar="FILE.toml", help="settings file (also KPISTREAM_CONFIG)")
+    p.add_argument("--broker", help="kafka://HOST:PORT (KPISTREAM_BROKER)")
+    p.add_argument("--redis-url", help="redis://HOST:PORT/DB (KPISTREAM_REDIS_URL)")
+    p.add_argument("--tz", help="time zone of day and month periods (KPISTREAM_TZ)")
+    p.add_argument("--strategies", metavar="FILE", help="strategies file (KPISTREAM_STRATEGIES)")
+    p.add_argument("--partitions", type=int, help="partitions of the keyed topics and tables")
+    p.add_argument("--web-port", type=int, help="port of /healthz, /metrics, /wallboard")
+    p.add_argument("--data-dir", help="where the worker keeps local state")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    keys = ("broker", "redis_url", "tz", "strategies", "partitions", "web_port", "data_dir")
+    overrides: dict[str, Any] = {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
+    return load_settings(toml_path=getattr(args, "config", None), overrides=overrides)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run a Faust worker of the pipeline",
+        description="Run one worker: creates the topics if needed, consumes the input topics, publishes KPIs.",
+    )
+    add_settings_args(p)
+    p.set_defaults(func=run)
+
+
+def create_all_topics(settings: Settings) -> None:
+    from stream.devenv.topics import create_topics
+    from stream.topics import topic_specs
+
+    asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+
+
+def build_worker_app(settings: Settings) -> Any:
+    from agents.pipeline import Pipeline
+    from agents.web import install_pages
+    from stream.strategies import load_book
+
+    book = load_book(settings.strategies)
+    pipeline = Pipeline(settings)
+    install_pages(pipeline, book)
+    return pipeline
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    try:
+        settings = settings_from_args(args)
+        log.info("starting worker with %s", settings.redacted())
+        create_all_topics(settings)
+        pipeline = build_worker_app(settings)
+    except KpiStreamError as exc:
+        log.error("%s", exc)
+        return 2
+    worker = faust.Worker(pipeline.app, loglevel=logging.getLogger().level or logging.INFO)
+    worker.execute_from_commandline()
+    return 0

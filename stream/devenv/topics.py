@@ -1,0 +1,136 @@
+"""Explicit topic creation and a metadata readiness probe, with aiokafka's admin client.
+
+Brokers run with `auto.create.topics.enable=false`, so the worker creates every topic it uses,
+with the partition count and config it needs, before producing or consuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from stream.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+TopicSpec = tuple[int, Mapping[str, str]]
+
+_TOPIC_ALREADY_EXISTS = 36
+_T = TypeVar("_T")
+
+
+def bootstrap_of(broker: str) -> str:
+    """`kafka://h:p;h2:p2` (the settings form) or `h:p,h2:p2` -> aiokafka's `h:p,h2:p2`."""
+    return broker.split("://", 1)[-1].replace(";", ",")
+
+
+async def create_topics(
+    bootstrap: str,
+    topics: Mapping[str, TopicSpec],
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create each `{name: (partitions, config)}`; existing topics are left as they are.
+
+    Returns the names that were created now. Waits until every topic has a leader for every
+    partition, so the caller can produce at once. Raises ServiceError on any other broker error.
+    """
+    if not topics:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=15000)
+    try:
+        await admin.start()
+        new = [
+            NewTopic(
+                name=name,
+                num_partitions=int(partitions),
+                replication_factor=replication_factor,
+                topic_configs={k: str(v) for k, v in config.items()},
+            )
+            for name, (partitions, config) in topics.items()
+        ]
+        response = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
+        created: list[str] = []
+        errors: list[str] = []
+        for entry in response.topic_errors:
+            name, code = entry[0], entry[1]
+            message = entry[2] if len(entry) > 2 else ""
+            if code == 0:
+                created.append(name)
+            elif code == _TOPIC_ALREADY_EXISTS:
+                log.debug("topic %s exists already", name)
+            else:
+                errors.append(f"{name}: error {code} {message or ''}".strip())
+        if errors:
+            raise ServiceError("cannot create topics: " + "; ".join(errors))
+        await _wait_for_leaders(admin, list(topics), timeout)
+        return created
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(f"cannot create topics on {bootstrap}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    missing: list[str] = names
+    while True:
+        described = await admin.describe_topics(names)
+        missing = [
+            t["topic"]
+            for t in described
+            if t["error_code"] != 0 or not t["partitions"] or any(p["leader"] < 0 for p in t["partitions"])
+        ]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise ServiceError(f"topics without a leader after {timeout:.0f}s: {', '.join(missing)}")
+        await asyncio.sleep(0.2)
+
+
+def create_topics_sync(
+    bootstrap: str, topics: Mapping[str, TopicSpec], replication_factor: int = 1, timeout: float = 30.0
+) -> list[str]:
+    """`create_topics` for synchronous callers (scripts, fixtures), safe inside a running loop."""
+    return run_sync(create_topics(bootstrap, topics, replication_factor, timeout))
+
+
+async def metadata_ready(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True when a metadata request answers with at least one broker (the cluster can serve)."""
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap_of(bootstrap),
+        request_timeout_ms=int(timeout * 1000),
+        metadata_max_age_ms=1000,
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        return bool(client.cluster.brokers())
+    finally:
+        await client.close()
+
+
+def metadata_ready_sync(bootstrap: str, timeout: float = 5.0) -> bool:
+    """`metadata_ready` for synchronous callers; errors count as not ready."""
+    try:
+        return run_sync(metadata_ready(bootstrap, timeout))
+    except Exception as exc:
+        log.debug("metadata probe of %s failed: %s", bootstrap, exc)
+        return False
+
+
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to completion on a private loop in a helper thread.
+
+    A thread makes this work whether or not the caller already runs an event loop.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
