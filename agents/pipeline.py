@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -24,7 +24,7 @@ from schemas.events import dead_letter, parse_event
 from stream.config import Settings
 from stream.core.aggregate import AggregateStore, AggState
 from stream.core.contributions import KIND_OF_STREAM
-from stream.core.engine import Stage1, TooLate
+from stream.core.engine import Stage1
 from stream.core.entity import Delta, EntityState, is_expired_entity, needs_orphan_report
 from stream.core.events import Event
 from stream.core.scorecard import BusinessState
@@ -79,7 +79,9 @@ class Pipeline:
         self.deltas_topic = self.app.topic(
             settings.topic(DELTAS), partitions=p, key_serializer="raw", value_serializer="raw", internal=True
         )
-        self.dead_topic = self.app.topic(settings.topic(DEAD_LETTERS), key_serializer="raw", value_serializer="raw")
+        self.dead_topic = self.app.topic(
+            settings.topic(DEAD_LETTERS), key_serializer="raw", value_serializer="raw"
+        )
         self.entity_tables: dict[str, Any] = {
             kind: self._table(f"{kind}-state", ENTITY, f"{kind} state by id")
             for kind in ("call", "chat", "email", "case")
@@ -96,7 +98,7 @@ class Pipeline:
         self.app.agent(self.deltas_topic, name="kpistream.aggregate")(self._aggregate)
 
     def _table(self, name: str, value_codec: str, help_text: str) -> Any:
-        table = self.app.Table(name, partitions=self.settings.partitions, help=help_text)
+        table: Any = self.app.Table(name, partitions=self.settings.partitions, help=help_text)
         # Faust derives serializers from model types; ours are codecs, set before first use.
         table.key_serializer = TEXT
         table.value_serializer = value_codec
@@ -116,15 +118,14 @@ class Pipeline:
 
     async def ingest_one(self, stream_name: str, kind: str | None, ev: EventT[bytes]) -> None:
         msg = ev.message
-        raw = ev.value if isinstance(ev.value, bytes | bytearray) else bytes(str(ev.value), "utf-8")
+        raw = bytes(ev.value) if isinstance(ev.value, bytes | bytearray) else str(ev.value).encode()
         try:
-            event = parse_event(bytes(raw), max_bytes=self.settings.max_message_bytes, stream=stream_name)
+            event = parse_event(raw, max_bytes=self.settings.max_message_bytes, stream=stream_name)
             self.stage1.check_time(event, self.watermark)
-        except InvalidEvent as exc:
-            await self.send_dead_letter(raw, exc.reason, exc.detail, msg.topic, msg.partition, msg.offset, exc.field)
-            return
-        except TooLate as exc:
-            await self.send_dead_letter(raw, "too_late", str(exc), msg.topic, msg.partition, msg.offset, "ts")
+        except InvalidEvent as exc:  # TooLate is one too
+            await self.send_dead_letter(
+                raw, exc.reason, exc.detail, msg.topic, msg.partition, msg.offset, exc.field
+            )
             return
         self.metrics.events_total.labels(event.type).inc()
         if event.ts > self.watermark:
@@ -147,7 +148,9 @@ class Pipeline:
             by_key[d.agg_key].append([d.index, d.ts, d.counts])
         for key, items in by_key.items():
             value = {"s": source, "o": offset, "wm": self.watermark, "d": items}
-            await self.deltas_topic.send(key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode())
+            await self.deltas_topic.send(
+                key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode()
+            )
 
     async def send_dead_letter(
         self,

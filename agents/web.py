@@ -23,7 +23,9 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
     @app.page("/readyz")
     async def readyz(self: web.View, request: web.Request) -> web.Response:
         """Readiness: partitions assigned and table recovery finished."""
-        ready = bool(app.consumer.assignment()) and not app.rebalancing and app.tables.recovery.completed.is_set()
+        recovery: Any = getattr(app.tables, "recovery", None)
+        recovered = recovery is None or recovery.completed.is_set()
+        ready = bool(app.consumer.assignment()) and not app.rebalancing and recovered
         return self.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/metrics")

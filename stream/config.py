@@ -102,7 +102,9 @@ def _coerce(name: str, value: Any, like: Any) -> Any:
         raise ConfigError(name, f"cannot read {value!r}: {exc}") from exc
 
 
-def _apply(values: dict[str, Any], kpi: dict[str, Any], source: Mapping[str, Any]) -> None:
+def _apply(
+    values: dict[str, Any], kpi: dict[str, Any], source: Mapping[str, Any], *, strict: bool = True
+) -> None:
     defaults = Settings()
     kdefaults = KpiConfig()
     for key, value in source.items():
@@ -114,8 +116,8 @@ def _apply(values: dict[str, Any], kpi: dict[str, Any], source: Mapping[str, Any
         elif k in _KPI_FIELDS:
             kpi[k] = _coerce(k, value, getattr(kdefaults, k))
         elif k == "kpi" and isinstance(value, Mapping):
-            _apply(values, kpi, value)
-        else:
+            _apply(values, kpi, value, strict=strict)
+        elif strict:
             raise ConfigError(key, "unknown setting")
 
 
@@ -128,12 +130,10 @@ def load_settings(
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     kpi: dict[str, Any] = {}
-    env_values = {
-        k[len(ENV_PREFIX) :]: v
-        for k, v in env.items()
-        if k.startswith(ENV_PREFIX) and k not in ("KPISTREAM_CONFIG", "KPISTREAM_HOME")
-    }
-    _apply(values, kpi, env_values)
+    env_values = {k[len(ENV_PREFIX) :]: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    # Other tools share the prefix (KPISTREAM_CACHE, KPISTREAM_CONFIG): unknown variables are ignored,
+    # while an unknown key in a settings file or a flag is an error.
+    _apply(values, kpi, env_values, strict=False)
     path = toml_path or env.get("KPISTREAM_CONFIG")
     if path:
         p = Path(path)

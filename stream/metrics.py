@@ -33,14 +33,22 @@ class Metrics:
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
         r = registry if registry is not None else CollectorRegistry()
         kpi = {
-            k: Gauge(name, f"{k.upper()} as a fraction (undefined KPIs are absent)", ["scope", "queue", "period"], registry=r)
+            k: Gauge(
+                name,
+                f"{k.upper()} as a fraction (undefined KPIs are absent)",
+                ["scope", "queue", "period"],
+                registry=r,
+            )
             for k, name in KPI_GAUGES.items()
         }
         return cls(
             registry=r,
             kpi=kpi,
             operator_score=Gauge(
-                "callcenter_operator_score", "F of an operator", ["operator", "strategy", "period"], registry=r
+                "callcenter_operator_score",
+                "F of an operator",
+                ["operator", "strategy", "period"],
+                registry=r,
             ),
             alert_active=Gauge(
                 "callcenter_alert_active", "1 while the alert fires", ["kpi", "scope", "queue"], registry=r
@@ -54,6 +62,9 @@ class Metrics:
                 "kpistream_sink_errors", "failed writes to an output sink", ["sink"], registry=r
             ),
             scorecard=Gauge(
-                "callcenter_scorecard_value", "balanced scorecard figures", ["dimension", "figure", "period"], registry=r
+                "callcenter_scorecard_value",
+                "balanced scorecard figures",
+                ["dimension", "figure", "period"],
+                registry=r,
             ),
         )

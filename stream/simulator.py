@@ -60,12 +60,25 @@ def generate(cfg: SimConfig) -> list[dict[str, Any]]:
         emit(t0, "agent.state", operator_id=op, state="available", queues=list(cfg.queues))
     if cfg.staff_events:
         emit(t0, "staff.headcount", count=len(ops))
-        emit(t0, "business.orders", date=_iso(t0)[:10], count=rnd.randint(200, 400), amount=rnd.randint(10000, 40000) + 0.5)
+        emit(
+            t0,
+            "business.orders",
+            date=_iso(t0)[:10],
+            count=rnd.randint(200, 400),
+            amount=rnd.randint(10000, 40000) + 0.5,
+        )
         emit(t0, "business.cost", date=_iso(t0)[:10], amount=12500.00)
 
     def dispose(ts: int, contact_id: str, channel: str, op: str, customer: str) -> None:
-        emit(ts, "contact.disposition", contact_id=contact_id, channel=channel, operator_id=op,
-             resolved=rnd.random() < cfg.resolve_prob, customer_id=customer)
+        emit(
+            ts,
+            "contact.disposition",
+            contact_id=contact_id,
+            channel=channel,
+            operator_id=op,
+            resolved=rnd.random() < cfg.resolve_prob,
+            customer_id=customer,
+        )
 
     # Calls
     t = t0
@@ -81,8 +94,12 @@ def generate(cfg: SimConfig) -> list[dict[str, Any]]:
         emit(t, "call.offered", call_id=cid, queue=queue, customer_id=customer)
         patience = int(rnd.expovariate(1 / (cfg.mean_patience_s * SECOND_MS)))
         if rnd.random() < cfg.lost_prob:
-            emit(t + rnd.randint(5, 120) * SECOND_MS, "call.lost", call_id=cid,
-                 reason=rnd.choice(["timeout", "overflow", "no_agents"]))
+            emit(
+                t + rnd.randint(5, 120) * SECOND_MS,
+                "call.lost",
+                call_id=cid,
+                reason=rnd.choice(["timeout", "overflow", "no_agents"]),
+            )
             continue
         ring_at = t + rnd.randint(1, 30) * SECOND_MS
         answered = False
@@ -132,7 +149,9 @@ def generate(cfg: SimConfig) -> list[dict[str, Any]]:
                 ts += rnd.randint(1, 4) * SECOND_MS
             ts += rnd.randint(2, 30) * SECOND_MS
             m += 1
-            emit(ts, "chat.message", chat_id=chid, message_id=f"{chid}-m{m}", sender="operator", operator_id=op)
+            emit(
+                ts, "chat.message", chat_id=chid, message_id=f"{chid}-m{m}", sender="operator", operator_id=op
+            )
             ts += rnd.randint(5, 40) * SECOND_MS
         if rnd.random() < 0.2:
             m += 1

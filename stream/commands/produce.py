@@ -1,4 +1,4 @@
-"""`kpistream produce`: publish a JSON-lines file of events to their input topics, keyed as the contract says."""
+"""`kpistream produce`: publish a JSON-lines file of events to their input topics, keyed per the contract."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "report the lines it rejected.",
     )
     p.add_argument("--events", required=True, metavar="FILE.jsonl", help="events, one JSON object per line")
-    p.add_argument("--rate", type=float, default=0.0, help="at most this many events per second (0 = no limit)")
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="at most this many events per second (0 = no limit)"
+    )
     p.add_argument("--no-create-topics", action="store_true", help="do not create missing topics first")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_settings_args(p)

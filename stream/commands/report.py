@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -23,8 +24,12 @@ from stream.strategies import load_book, resolve
 
 def add_strategy_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--weights", metavar="K1,K2,K3,K4,K5,K6", help="ad-hoc weights (a strategy named 'custom')")
-    g.add_argument("--strategy", metavar="NAME", help="a strategy of the strategies file (default: its default)")
+    g.add_argument(
+        "--weights", metavar="K1,K2,K3,K4,K5,K6", help="ad-hoc weights (a strategy named 'custom')"
+    )
+    g.add_argument(
+        "--strategy", metavar="NAME", help="a strategy of the strategies file (default: its default)"
+    )
     p.add_argument("--strategies", metavar="FILE", help="strategies file (default: KPISTREAM_STRATEGIES)")
 
 
@@ -34,9 +39,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="compute every KPI, F and fund share over a JSON-lines file of events",
         description="Run the same computation as the stream over a JSON-lines file (day and month periods).",
     )
-    p.add_argument("--events", required=True, metavar="FILE.jsonl", help="events, one JSON object per line ('-' = stdin)")
+    p.add_argument(
+        "--events", required=True, metavar="FILE.jsonl", help="events, one JSON object per line ('-' = stdin)"
+    )
     add_strategy_args(p)
-    p.add_argument("--format", choices=("json", "table", "csv"), default="json", help="output format (default json)")
+    p.add_argument(
+        "--format", choices=("json", "table", "csv"), default="json", help="output format (default json)"
+    )
     p.add_argument("--fund", metavar="AMOUNT", help="bonus fund per period: adds each operator's amount")
     p.add_argument("--tz", help="time zone of day and month periods (default KPISTREAM_TZ or UTC)")
     p.add_argument("--config", metavar="FILE.toml", help="settings file")
@@ -45,7 +54,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def read_events(lines: TextIO, max_bytes: int, errors: list[tuple[int, str, str]]) -> Iterator[tuple[int, Event]]:
+@contextlib.contextmanager
+def open_events(path: str) -> Iterator[TextIO]:
+    """The events file ('-' = stdin); undecodable bytes become U+FFFD and fail validation, not the run."""
+    if path == "-":
+        yield sys.stdin
+        return
+    with Path(path).open(encoding="utf-8", errors="replace") as f:
+        yield f
+
+
+def read_events(
+    lines: TextIO, max_bytes: int, errors: list[tuple[int, str, str]]
+) -> Iterator[tuple[int, Event]]:
     """Valid events with their line numbers; bad lines are collected in `errors` (never fatal)."""
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -69,13 +90,12 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int
     fund: Fraction | None = to_fraction(args.fund) if args.fund else None
     engine = Engine(settings.kpi)
     errors: list[tuple[int, str, str]] = []
-    stream = sys.stdin if args.events == "-" else Path(args.events).open(encoding="utf-8", errors="replace")
-    with stream:
+    with open_events(args.events) as stream:
         for n, event in read_events(stream, settings.max_message_bytes, errors):
             try:
                 engine.process(event, "file:0", n)
             except TooLate as exc:
-                errors.append((n, "too_late", str(exc)))
+                errors.append((n, exc.reason, exc.detail))
     return engine.report(strategy, fund), errors, engine
 
 
@@ -95,16 +115,52 @@ def rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Flat rows (period, scope, id, KPIs, F, share) for the table and CSV formats."""
     for pk, p in report["periods"].items():
         for op, r in p["operators"].items():
-            yield {"period": pk, "scope": "operator", "id": op, **{k: r["kpis"][k] for k in OP_KPIS},
-                   "answer_rate": None, "f": r["f"], "fund_share": r["fund_share"], "bonus": r.get("bonus")}
+            yield {
+                "period": pk,
+                "scope": "operator",
+                "id": op,
+                **{k: r["kpis"][k] for k in OP_KPIS},
+                "answer_rate": None,
+                "f": r["f"],
+                "fund_share": r["fund_share"],
+                "bonus": r.get("bonus"),
+            }
         for q, r in p["queues"].items():
-            yield {"period": pk, "scope": "queue", "id": q, **{k: r["kpis"][k] for k in SCOPE_KPIS},
-                   "f": None, "fund_share": None, "bonus": None}
-        yield {"period": pk, "scope": "center", "id": "_center", **{k: p["center"]["kpis"][k] for k in SCOPE_KPIS},
-               "f": None, "fund_share": None, "bonus": None}
+            yield {
+                "period": pk,
+                "scope": "queue",
+                "id": q,
+                **{k: r["kpis"][k] for k in SCOPE_KPIS},
+                "f": None,
+                "fund_share": None,
+                "bonus": None,
+            }
+        yield {
+            "period": pk,
+            "scope": "center",
+            "id": "_center",
+            **{k: p["center"]["kpis"][k] for k in SCOPE_KPIS},
+            "f": None,
+            "fund_share": None,
+            "bonus": None,
+        }
 
 
-COLUMNS = ("period", "scope", "id", "sl", "lcr", "car", "answer_rate", "fcr", "fac", "rt", "f", "fund_share", "bonus")
+COLUMNS = (
+    "period",
+    "scope",
+    "id",
+    "sl",
+    "lcr",
+    "car",
+    "answer_rate",
+    "fcr",
+    "fac",
+    "rt",
+    "f",
+    "fund_share",
+    "bonus",
+)
 
 
 def render(report: dict[str, Any], fmt: str) -> str:
@@ -120,7 +176,11 @@ def render(report: dict[str, Any], fmt: str) -> str:
     table = [list(COLUMNS)] + [[_fmt(r.get(c)) for c in COLUMNS] for r in rows(report)]
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     header = f"strategy {report['strategy']['name']} K={report['strategy']['weights']}\n"
-    return header + "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table) + "\n"
+    return (
+        header
+        + "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
+        + "\n"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,7 +27,9 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     keys = ("broker", "redis_url", "tz", "strategies", "partitions", "web_port", "data_dir")
-    overrides: dict[str, Any] = {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
+    overrides: dict[str, Any] = {
+        k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None
+    }
     return load_settings(toml_path=getattr(args, "config", None), overrides=overrides)
 
 
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "worker",
         help="run a Faust worker of the pipeline",
-        description="Run one worker: creates the topics if needed, consumes the input topics, publishes KPIs.",
+        description="Run one worker: create missing topics, consume the input topics, publish KPIs.",
     )
     add_settings_args(p)
     p.set_defaults(func=run)

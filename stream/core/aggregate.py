@@ -70,7 +70,9 @@ class AggState:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AggState:
-        st = cls(counts=dict(d.get("c", {})), hwm={k: (int(v[0]), int(v[1])) for k, v in d.get("h", {}).items()})
+        st = cls(
+            counts=dict(d.get("c", {})), hwm={k: (int(v[0]), int(v[1])) for k, v in d.get("h", {}).items()}
+        )
         if "e" in d:
             st.entries = {int(ts): dict(c) for ts, c in d["e"]}
             st.times = sorted(st.entries)
@@ -153,6 +155,8 @@ class AggregateStore:
         out = []
         for k in list(self.table.keys()):
             pk = k.rsplit("|", 1)[1]
-            if pk != ROLLING and is_expired(pk, self.watermark, cfg.tz, cfg.retention_days, cfg.retention_months):
+            if pk != ROLLING and is_expired(
+                pk, self.watermark, cfg.tz, cfg.retention_days, cfg.retention_months
+            ):
                 out.append(k)
         return out

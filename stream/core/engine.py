@@ -21,12 +21,16 @@ from stream.core.kpis import floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING, too_late
 from stream.core.scorecard import BusinessState, scorecard
 from stream.core.scoring import Strategy, f_score, fund_shares
+from stream.errors import InvalidEvent
 
 CENTER_ID = "_center"  # how the centre appears where a queue name is expected (Kafka key, labels)
 
 
-class TooLate(Exception):  # noqa: N818 - a signal, not a failure of ours
+class TooLate(InvalidEvent):
     """The event's period is out of retention; it goes to the dead letters as `too_late`."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("too_late", detail, "ts")
 
 
 def state_key(event: Event) -> str:
@@ -127,7 +131,10 @@ def period_report(
         },
         "center": {"kpis": floats(queue_kpis(pd.center)), "counts": full(pd.center, QUEUE_COUNT_FIELDS)},
         "channels": {
-            ch: {"kpis": {"fcr": floats(queue_kpis(c))["fcr"]}, "counts": full(c, ("fcr_contacts", "fcr_resolved"))}
+            ch: {
+                "kpis": {"fcr": floats(queue_kpis(c))["fcr"]},
+                "counts": full(c, ("fcr_contacts", "fcr_resolved")),
+            }
             for ch, c in sorted(pd.channels.items())
         },
     }
@@ -141,7 +148,9 @@ class Engine:
 
     def __init__(self, cfg: KpiConfig, *, rolling: bool = False) -> None:
         self.cfg = cfg
-        self.entity_tables: dict[str, dict[str, EntityState]] = {k: {} for k in ("call", "chat", "email", "case")}
+        self.entity_tables: dict[str, dict[str, EntityState]] = {
+            k: {} for k in ("call", "chat", "email", "case")
+        }
         self.stage1 = Stage1(self.entity_tables, cfg)
         self.aggs: dict[str, AggState] = {}
         self.store = AggregateStore(self.aggs, cfg, rolling=rolling)

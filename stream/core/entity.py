@@ -92,7 +92,8 @@ class EntityState:
 
 def _deltas(changes: list[tuple[tuple[str, str, int], Counts]], source: str, offset: int) -> list[Delta]:
     return [
-        Delta(scope, sid, ts, counts, source, offset, i) for i, ((scope, sid, ts), counts) in enumerate(changes)
+        Delta(scope, sid, ts, counts, source, offset, i)
+        for i, ((scope, sid, ts), counts) in enumerate(changes)
     ]
 
 

@@ -1,4 +1,4 @@
-"""Period keys (CONTRACT.md section 4): `rolling`, `day:YYYY-MM-DD`, `month:YYYY-MM` in the configured zone."""
+"""Period keys (CONTRACT.md section 4): `rolling`, `day:YYYY-MM-DD`, `month:YYYY-MM`."""
 
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ def period_kind(period_key: str) -> str:
     return period_key.split(":", 1)[0]
 
 
-def is_expired(period_key: str, watermark_ms: int, tz: str, retention_days: int, retention_months: int) -> bool:
+def is_expired(
+    period_key: str, watermark_ms: int, tz: str, retention_days: int, retention_months: int
+) -> bool:
     """True when a day/month period has fallen out of retention relative to event time `watermark_ms`."""
     if period_key == ROLLING or watermark_ms <= 0:
         return False

@@ -145,7 +145,9 @@ def _money(v: Decimal | None) -> float | None:
     return None if v is None else float(v)
 
 
-def scorecard(period_key: str, center: Mapping[str, int], biz: BusinessState, cfg: KpiConfig) -> dict[str, Any]:
+def scorecard(
+    period_key: str, center: Mapping[str, int], biz: BusinessState, cfg: KpiConfig
+) -> dict[str, Any]:
     """The four dimensions for one day or month period; undefined figures are None."""
     tz = cfg.tz
     first, last = _dates_of(period_key)
