@@ -102,6 +102,9 @@ class Pipeline:
         # Faust derives serializers from model types; ours are codecs, set before first use.
         table.key_serializer = TEXT
         table.value_serializer = value_codec
+        # The changelog topic was built at registration with JSON serializers; recovery reads through
+        # it, so build it again with ours (same name) before the app starts.
+        table.changelog_topic = table._new_changelog_topic()
         return table
 
     # ---------------------------------------------------------------- stage 1

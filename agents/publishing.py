@@ -1,0 +1,66 @@
+"""Wires the publisher into the Faust app: sinks from settings, the on_change hook, the timer task
+and the control-topic follower. No KPI logic here (see stream/publish.py)."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+
+from agents.pipeline import Pipeline
+from stream.config import mask_secrets
+from stream.control import follow_control
+from stream.core.scoring import to_fraction
+from stream.errors import ConfigError
+from stream.publish import MappingReader, Publisher
+from stream.sinks.base import Sink
+from stream.sinks.kafka import KafkaSink
+from stream.sinks.prometheus import PrometheusSink
+from stream.sinks.redis import RedisSink
+from stream.strategies import StrategyBook
+
+log = logging.getLogger(__name__)
+
+
+def fund_of(text: str) -> Fraction | None:
+    """The configured bonus fund per period (KPISTREAM_FUND_AMOUNT), None when not set."""
+    if not text:
+        return None
+    try:
+        return to_fraction(text)
+    except ValueError as exc:
+        raise ConfigError("fund_amount", str(exc)) from exc
+
+
+def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] | None = None) -> Publisher:
+    """Create the publisher of this worker and start it (and the control follower) with the app."""
+    settings = pipeline.settings
+    if sinks is None:
+        sinks = [
+            RedisSink(settings.redis_url, settings.kpi),
+            KafkaSink(settings),
+            PrometheusSink(pipeline.metrics),
+        ]
+    store = pipeline.store
+    reader = MappingReader(pipeline.agg_table, pipeline.cfg, lambda: store.watermark, pipeline.business)
+    publisher = Publisher(
+        reader,
+        sinks,
+        pipeline.cfg,
+        book=book,
+        fund=fund_of(settings.fund_amount),
+        metrics=pipeline.metrics,
+        interval_s=settings.flush_interval_s,
+    )
+    pipeline.on_change.append(publisher.mark)
+    app = pipeline.app
+
+    async def kpistream_publisher() -> None:
+        log.info("publishing to %s", ", ".join(mask_secrets(s.name) for s in sinks))
+        await publisher.run()
+
+    async def kpistream_control() -> None:
+        await follow_control(settings, publisher.set_default_strategy)
+
+    app.task(kpistream_publisher)
+    app.task(kpistream_control)
+    return publisher
