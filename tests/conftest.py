@@ -125,10 +125,12 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as r:
-                    if json.loads(r.read()).get("ready"):
-                        return self
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as r,
+            ):
+                if json.loads(r.read()).get("ready"):
+                    return self
             time.sleep(0.5)
         raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
 
