@@ -14,7 +14,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.commands.report",
     "stream.commands.produce",
     "stream.commands.validate",
+    "stream.commands.score",
+    "stream.commands.strategy",
     "stream.devenv.command",
+    "stream.commands.demo",
 )
 
 
