@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from faust import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents.pipeline import Pipeline
 from stream.core.engine import group_by_period, period_report
@@ -28,10 +28,8 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
         ready = bool(app.consumer.assignment()) and not app.rebalancing and recovered
         return self.json({"ready": ready}, status=200 if ready else 503)
 
-    @app.page("/metrics")
-    async def metrics(self: web.View, request: web.Request) -> web.Response:
-        body = generate_latest(pipeline.metrics.registry)
-        return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    # Faust's own sensors (messages, events, tables, commits) on our registry: one /metrics page.
+    setup_prometheus_sensors(app, pattern="/metrics", registry=pipeline.metrics.registry, name_prefix="faust")
 
     @app.page("/api/v1/periods")
     async def periods(self: web.View, request: web.Request) -> web.Response:

@@ -1,0 +1,184 @@
+"""The Faust wiring with Faust's test_context(): raw bytes in, tables and dead letters out, no broker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.pipeline import Pipeline
+from stream.config import load_settings
+from stream.core.engine import group_by_period
+
+T0 = "2026-01-15T09:00:00"
+
+
+def ev(event_id: str, etype: str, ts: str, **fields: Any) -> bytes:
+    return json.dumps({"event_id": event_id, "type": etype, "ts": ts, **fields}).encode()
+
+
+class Harness:
+    """Ingest agents under test; their deltas and dead letters are captured instead of sent."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.deltas: list[tuple[bytes, bytes]] = []
+        self.dead: list[dict[str, Any]] = []
+
+        async def send_delta(key: bytes, value: bytes, **_: Any) -> None:
+            self.deltas.append((key, value))
+
+        async def send_dead(value: bytes, **_: Any) -> None:
+            self.dead.append(json.loads(value))
+
+        pipeline.deltas_topic.send = send_delta  # type: ignore[method-assign]
+        pipeline.dead_topic.send = send_dead  # type: ignore[method-assign]
+
+    def agent(self, name: str) -> Any:
+        return self.pipeline.app.agents[name]
+
+    async def feed(self, stream: str, items: list[tuple[bytes, bytes]]) -> None:
+        """Put raw messages through an ingest agent, then the captured deltas through the aggregate agent."""
+        async with self.agent(f"kpistream.ingest.{stream}").test_context() as ingest:
+            for key, value in items:
+                await ingest.put(value, key=key)
+        pending, self.deltas = self.deltas, []
+        async with self.agent("kpistream.aggregate").test_context() as agg:
+            for key, value in pending:
+                await agg.put(value, key=key)
+
+
+@pytest.fixture()
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    settings = load_settings(
+        env={}, overrides={"partitions": 1, "data_dir": str(tmp_path), "app_id": "kpi-agents"}
+    )
+    pipeline = Pipeline(settings)
+    pipeline.app.finalize()
+    pipeline.app.conf.store = "memory://"
+    pipeline.app.flow_control.resume()
+    yield Harness(pipeline)
+
+
+async def test_a_call_flows_to_queue_center_and_operator_aggregates(harness: Harness) -> None:
+    await harness.feed(
+        "telephony",
+        [
+            (b"c1", ev("e1", "call.offered", f"{T0}Z", call_id="c1", queue="sales")),
+            (b"c1", ev("e2", "call.ringing", f"{T0}.500Z", call_id="c1", operator_id="o1")),
+            (b"c1", ev("e3", "call.answered", "2026-01-15T09:00:20Z", call_id="c1", operator_id="o1")),
+        ],
+    )
+    periods = group_by_period(harness.pipeline.local_aggregates())
+    day = periods["day:2026-01-15"]
+    assert day.queues["sales"] == {"offered": 1, "answered": 1, "sl_answered": 1}
+    assert day.center == {"offered": 1, "answered": 1, "sl_answered": 1}
+    assert day.operators["o1"] == {"presented": 1, "answered": 1, "sl_answered": 1}
+    assert periods["rolling"].center == {"offered": 1, "answered": 1, "sl_answered": 1}
+    assert harness.dead == []
+
+
+async def test_redelivered_and_duplicated_events_count_once(harness: Harness) -> None:
+    offered = ev("e1", "call.offered", f"{T0}Z", call_id="c1", queue="sales")
+    lost = ev("e2", "call.lost", "2026-01-15T09:01:00Z", call_id="c1", reason="timeout")
+    # The same event twice under one event_id, at two offsets: the second changes nothing.
+    await harness.feed("telephony", [(b"c1", offered), (b"c1", lost), (b"c1", lost), (b"c1", offered)])
+    day = group_by_period(harness.pipeline.local_aggregates())["day:2026-01-15"]
+    assert day.center == {"offered": 1, "lost": 1}
+
+
+async def test_a_delta_delivered_twice_is_applied_once(harness: Harness) -> None:
+    async with harness.agent("kpistream.ingest.telephony").test_context() as ingest:
+        await ingest.put(ev("e1", "call.offered", f"{T0}Z", call_id="c1", queue="q"), key=b"c1")
+        await ingest.put(ev("e2", "call.answered", f"{T0}.100Z", call_id="c1", operator_id="o"), key=b"c1")
+    deltas = list(harness.deltas)
+    assert deltas
+    async with harness.agent("kpistream.aggregate").test_context() as agg:
+        for key, value in deltas + deltas:  # a replay after a crash sends the same deltas again
+            await agg.put(value, key=key)
+    day = group_by_period(harness.pipeline.local_aggregates())["day:2026-01-15"]
+    assert day.center == {"offered": 1, "answered": 1, "sl_answered": 1}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{oops", "invalid_json"),
+        (json.dumps({"event_id": "x", "type": "call.offered", "ts": f"{T0}Z"}).encode(), "missing_field"),
+        (json.dumps({"event_id": "x", "type": "call.zapped", "ts": f"{T0}Z"}).encode(), "unknown_type"),
+        (
+            json.dumps({"event_id": "x", "type": "call.lost", "ts": "soon", "call_id": "c"}).encode(),
+            "bad_timestamp",
+        ),
+        (
+            json.dumps(
+                {"event_id": "x", "type": "chat.started", "ts": f"{T0}Z", "chat_id": "h", "queue": "q"}
+            ).encode(),
+            "wrong_topic",
+        ),
+        (b'{"pad": "' + b"x" * 70000 + b'"}', "too_large"),
+    ],
+)
+async def test_bad_messages_go_to_dead_letters_and_change_nothing(
+    harness: Harness, raw: bytes, reason: str
+) -> None:
+    await harness.feed("telephony", [(b"k", raw)])
+    assert [d["reason"] for d in harness.dead] == [reason]
+    letter = harness.dead[0]
+    assert letter["source_topic"].endswith("events.telephony")
+    assert len(letter["raw"].encode()) <= 4096
+    assert harness.pipeline.local_aggregates() == {}
+    text = harness.pipeline.metrics.registry.get_sample_value(
+        "callcenter_dead_letters_total", {"reason": reason}
+    )
+    assert text == 1.0
+
+
+async def test_an_event_out_of_retention_is_too_late(harness: Harness) -> None:
+    await harness.feed(
+        "email",
+        [
+            (b"m1", ev("e1", "email.received", "2026-03-01T09:00:00Z", email_id="m1", queue="q")),
+            (b"m0", ev("e0", "email.received", "2026-01-01T09:00:00Z", email_id="m0", queue="q")),
+        ],
+    )
+    assert [d["reason"] for d in harness.dead] == ["too_late"]
+
+
+async def test_business_events_reach_the_scorecard_state(harness: Harness) -> None:
+    await harness.feed(
+        "business",
+        [
+            (
+                b"",
+                json.dumps(
+                    {
+                        "event_id": "b1",
+                        "type": "business.orders",
+                        "ts": f"{T0}Z",
+                        "date": "2026-01-15",
+                        "count": 40,
+                        "amount": 2000,
+                    }
+                ).encode(),
+            ),
+            (
+                b"",
+                json.dumps(
+                    {
+                        "event_id": "b2",
+                        "type": "business.cost",
+                        "ts": f"{T0}Z",
+                        "date": "2026-01-15",
+                        "amount": 1000,
+                    }
+                ).encode(),
+            ),
+        ],
+    )
+    biz = harness.pipeline.business()
+    assert biz.orders["2026-01-15"][0] == 40
+    assert str(biz.cost["2026-01-15"]) == "1000"
