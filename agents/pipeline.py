@@ -84,7 +84,7 @@ class Pipeline:
         )
         self.entity_tables: dict[str, Any] = {
             kind: self._table(f"{kind}-state", ENTITY, f"{kind} state by id")
-            for kind in ("call", "chat", "email", "case")
+            for kind in ("call", "chat", "email", "case", "agent")
         }
         self.agg_table: Any = self._table("aggregates", AGG, "period aggregates by scope|id|period")
         self.business_table: Any = self._table("business", BUSINESS, "business and staff facts")
@@ -139,7 +139,7 @@ class Pipeline:
             await self.deltas_topic.send(key=CENTER_AGG_KEY.encode(), value=json.dumps(value).encode())
             return
         if kind is None:
-            return  # agent.state: validated and counted; live state is kept by the publisher
+            return
         deltas = self.stage1.process(event, source, msg.offset)
         self._keys[(kind, msg.partition)].add(_state_key(event))
         await self.send_deltas(deltas, source, msg.offset)

@@ -185,6 +185,9 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     out = {f"{t}.schema.json": event_type_schema(t) for t in TYPE_FIELDS}
     out["event.schema.json"] = event_schema()
     out["dead-letter.schema.json"] = dead_letter_schema()
+    from schemas.outputs import output_schemas  # the output messages (hand-written)
+
+    out.update(output_schemas())
     return out
 
 

@@ -37,3 +37,12 @@ class StrategyError(KpiStreamError):
 
 class ServiceError(KpiStreamError):
     """A local service (broker, Redis) could not be started or reached."""
+
+
+class SinkError(KpiStreamError):
+    """An output sink (Redis, Kafka) failed to write a batch; the publisher retries it."""
+
+    def __init__(self, sink: str, reason: str) -> None:
+        super().__init__(f"sink {sink!r}: {reason}")
+        self.sink = sink
+        self.reason = reason

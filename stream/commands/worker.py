@@ -52,12 +52,14 @@ def create_all_topics(settings: Settings) -> None:
 
 def build_worker_app(settings: Settings) -> Any:
     from agents.pipeline import Pipeline
+    from agents.publishing import install_publisher
     from agents.web import install_pages
     from stream.strategies import load_book
 
     book = load_book(settings.strategies)
     pipeline = Pipeline(settings)
     install_pages(pipeline, book)
+    install_publisher(pipeline, book)
     return pipeline
 
 

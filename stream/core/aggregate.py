@@ -14,10 +14,13 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.core.config import KpiConfig
+from stream.core.config import DAY_MS, KpiConfig
+from stream.core.contributions import LIVE, MAIL, NOW_SCOPES
 from stream.core.counts import Counts, add_into
 from stream.core.entity import Delta
 from stream.core.periods import ROLLING, is_expired, period_keys
+
+NOW = "now"  # the period key of live-state aggregates
 
 
 @dataclass(slots=True)
@@ -46,6 +49,9 @@ class AggState:
             bisect.insort(self.times, ts)
         else:
             add_into(cur, counts)
+            if not cur:  # a retraction emptied this instant
+                del self.entries[ts]
+                self.times.remove(ts)
         add_into(self.counts, counts)
 
     def trim(self, oldest_exclusive: int) -> bool:
@@ -108,8 +114,32 @@ class AggregateStore:
         if watermark_ms > self.watermark:
             self.watermark = watermark_ms
 
+    def now_horizon(self, scope: str) -> int | None:
+        """Entries of a live scope at or before this time are stale (None: they never are)."""
+        if scope == LIVE:
+            return self.watermark - self.cfg.live_max_wait_ms
+        if scope == MAIL:
+            return self.watermark - self.cfg.retention_days * DAY_MS
+        return None
+
+    def _apply_now(self, delta: Delta) -> list[str]:
+        key = f"{delta.agg_key}|{NOW}"
+        st = self.table.get(key)
+        if st is None:
+            st = AggState.rolling()
+        if st.seen(delta.source, delta.offset, delta.index):
+            return []
+        st.add_timed(delta.ts, delta.counts)
+        horizon = self.now_horizon(delta.scope)
+        if horizon is not None:
+            st.trim(horizon)
+        self.table[key] = st
+        return [key]
+
     def apply(self, delta: Delta) -> list[str]:
         """Apply one delta; return the keys whose counts changed."""
+        if delta.scope in NOW_SCOPES:
+            return self._apply_now(delta)
         cfg = self.cfg
         changed: list[str] = []
         for pk in period_keys(delta.ts, cfg.tz):
@@ -132,6 +162,7 @@ class AggregateStore:
             if not st.seen(delta.source, delta.offset, delta.index):
                 if delta.ts > self.watermark - cfg.rolling_ms:
                     st.add_timed(delta.ts, delta.counts)
+                    st.trim(self.watermark - cfg.rolling_ms)
                     changed.append(key)
                 self.table[key] = st
         return changed
@@ -146,6 +177,19 @@ class AggregateStore:
             return True
         return False
 
+    def slid(self, key: str, st: AggState) -> AggState:
+        """A copy of a rolling or live aggregate as of the current watermark (the table is untouched)."""
+        if st.entries is None:
+            return st
+        scope = key.split("|", 1)[0]
+        horizon = (
+            self.watermark - self.cfg.rolling_ms if key.endswith(f"|{ROLLING}") else self.now_horizon(scope)
+        )
+        copy = AggState(counts=dict(st.counts), entries=dict(st.entries), times=list(st.times or ()))
+        if horizon is not None:
+            copy.trim(horizon)
+        return copy
+
     def rolling_keys(self) -> Iterator[str]:
         return (k for k in list(self.table.keys()) if k.endswith(f"|{ROLLING}"))
 
@@ -155,7 +199,7 @@ class AggregateStore:
         out = []
         for k in list(self.table.keys()):
             pk = k.rsplit("|", 1)[1]
-            if pk != ROLLING and is_expired(
+            if pk not in (ROLLING, NOW) and is_expired(
                 pk, self.watermark, cfg.tz, cfg.retention_days, cfg.retention_months
             ):
                 out.append(k)

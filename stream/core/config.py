@@ -28,6 +28,8 @@ class KpiConfig:
     orphan_after_ms: int = 5 * MINUTE_MS
     # How long a finished call/chat/e-mail's state is kept to absorb late or duplicate events.
     entity_grace_ms: int = 2 * DAY_MS
+    # A call or chat shown waiting longer than this is assumed finished (its outcome was never sent).
+    live_max_wait_ms: int = 4 * HOUR_MS
     lcr_threshold: float = 0.10
     car_threshold: float = 0.05
     alert_min_offered: int = 20
@@ -42,6 +44,7 @@ class KpiConfig:
             "fcr_window_ms",
             "orphan_after_ms",
             "entity_grace_ms",
+            "live_max_wait_ms",
         ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:

@@ -24,6 +24,14 @@ OP = "op"
 QUEUE = "queue"
 CENTER = "center"
 CHANNEL = "channel"
+# The live state of a queue is not a period aggregate. Its entries are keyed by the time since when a
+# call or chat waits (`live`) or an e-mail is open (`mail`), so the oldest is known and stale ones age
+# out; operators' states (`agents`) use time 0 and never age.
+LIVE = "live"
+MAIL = "mail"
+AGENTS = "agents"
+NOW_SCOPES = (LIVE, MAIL, AGENTS)
+ALL_QUEUES = "_all"
 
 _OUTCOMES = (ev.CALL_ANSWERED, ev.CALL_ABANDONED, ev.CALL_LOST)
 # On an exact tie of outcome times, an answer wins over an abandon over a loss (the caller was served).
@@ -71,7 +79,10 @@ def call_contributions(events: Sequence[Event], cfg: KpiConfig) -> Contributions
     out: Contributions = {}
     offered = _first(events, ev.CALL_OFFERED)
     outcome = call_outcome(events)
-    if offered is None or outcome is None:
+    if offered is None:
+        return out
+    if outcome is None:
+        _put(out, LIVE, offered.queue or "", offered.ts, {"waiting": 1})
         return out
     wait = max(0, outcome.ts - offered.ts)
     queue = offered.queue or ""
@@ -161,7 +172,10 @@ def chat_contributions(events: Sequence[Event], cfg: KpiConfig) -> Contributions
         elif e.type == ev.CHAT_ENDED:
             if open_since is not None:
                 respond(last_assigned, e.ts, False)
+            open_since = None
             break  # nothing after the end of a chat counts
+    if open_since is not None and queue is not None:
+        _put(out, LIVE, queue, open_since, {"chats_waiting": 1})
     return out
 
 
@@ -170,6 +184,8 @@ def email_contributions(events: Sequence[Event], cfg: KpiConfig) -> Contribution
     out: Contributions = {}
     received = _first(events, ev.EMAIL_RECEIVED)
     reply = _first(events, ev.EMAIL_REPLIED)
+    if received is not None and reply is None and received.queue is not None:
+        _put(out, MAIL, received.queue, received.ts, {"emails_open": 1})
     if received is None or reply is None:
         return out
     c: Counts = {"replied": 1}
@@ -209,7 +225,27 @@ def fcr_contributions(events: Sequence[Event], cfg: KpiConfig) -> Contributions:
     return out
 
 
-KIND_OF_STREAM: dict[str, str] = {"telephony": "call", "chat": "chat", "email": "email", "contact": "case"}
+def agent_contributions(events: Sequence[Event], cfg: KpiConfig) -> Contributions:
+    """The operator's latest state counts once in each of its queues (`_all` when none are given)."""
+    out: Contributions = {}
+    latest: Event | None = None
+    for e in events:
+        if e.type == ev.AGENT_STATE and (latest is None or (e.ts, e.event_id) > (latest.ts, latest.event_id)):
+            latest = e
+    if latest is None or latest.state in (None, "logged_out"):
+        return out
+    for q in latest.queues or (ALL_QUEUES,):
+        _put(out, AGENTS, q, 0, {f"agents_{latest.state}": 1})
+    return out
+
+
+KIND_OF_STREAM: dict[str, str] = {
+    "telephony": "call",
+    "chat": "chat",
+    "email": "email",
+    "contact": "case",
+    "agent": "agent",
+}
 
 
 def contributions(kind: str, events: Sequence[Event], cfg: KpiConfig) -> Contributions:
@@ -221,6 +257,8 @@ def contributions(kind: str, events: Sequence[Event], cfg: KpiConfig) -> Contrib
         return email_contributions(events, cfg)
     if kind == "case":
         return fcr_contributions(events, cfg)
+    if kind == "agent":
+        return agent_contributions(events, cfg)
     raise ValueError(f"unknown entity kind {kind!r}")
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from stream.core.aggregate import AggregateStore, AggState, split_key
+from stream.core.aggregate import NOW, AggregateStore, AggState, split_key
 from stream.core.config import KpiConfig
-from stream.core.contributions import CENTER, CHANNEL, KIND_OF_STREAM, OP, QUEUE
+from stream.core.contributions import AGENTS, CENTER, CHANNEL, KIND_OF_STREAM, LIVE, MAIL, OP, QUEUE
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, full
 from stream.core.entity import Delta, EntityState, EntityStore
 from stream.core.events import Event
@@ -75,6 +75,8 @@ def group_by_period(aggs: Mapping[str, AggState]) -> dict[str, PeriodData]:
         if not st.counts:
             continue
         scope, sid, pk = split_key(key)
+        if pk == NOW:
+            continue  # live state, not a period (see live_state)
         pd = out.setdefault(pk, PeriodData())
         if scope == OP:
             pd.operators[sid] = st.counts
@@ -143,13 +145,56 @@ def period_report(
     return out
 
 
+LIVE_FIELDS: tuple[str, ...] = (
+    "waiting",
+    "longest_wait_s",
+    "chats_waiting",
+    "emails_open",
+    "emails_overdue",
+    "agents_available",
+    "agents_busy",
+    "agents_wrap_up",
+    "agents_paused",
+)
+
+
+def live_state(aggs: Mapping[str, AggState], watermark_ms: int, cfg: KpiConfig) -> dict[str, dict[str, Any]]:
+    """Per queue, now: calls and chats waiting, the longest wait, e-mails open and overdue, agents by state.
+
+    `aggs` holds live aggregates already slid to the watermark (AggregateStore.slid). "Now" is event
+    time: the newest event seen, so a replay shows the floor as it was.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, st in aggs.items():
+        scope, queue, pk = split_key(key)
+        if pk != NOW or scope not in (LIVE, MAIL, AGENTS):
+            continue
+        row = out.setdefault(queue, dict.fromkeys(LIVE_FIELDS, 0))
+        if scope == LIVE:
+            row["waiting"] += st.counts.get("waiting", 0)
+            row["chats_waiting"] += st.counts.get("chats_waiting", 0)
+            oldest = next((ts for ts in st.times or () if (st.entries or {})[ts].get("waiting", 0) > 0), None)
+            if oldest is not None:
+                row["longest_wait_s"] = max(0, watermark_ms - oldest) // 1000
+        elif scope == MAIL:
+            row["emails_open"] += st.counts.get("emails_open", 0)
+            due = watermark_ms - cfg.email_threshold_ms
+            row["emails_overdue"] += sum(
+                (st.entries or {})[ts].get("emails_open", 0) for ts in st.times or () if ts < due
+            )
+        else:
+            for state in ("available", "busy", "wrap_up", "paused"):
+                row[f"agents_{state}"] += st.counts.get(f"agents_{state}", 0)
+    return out
+
+
 class Engine:
     """The stream's computation in one process, over dicts: `kpistream report` and the tests."""
 
     def __init__(self, cfg: KpiConfig, *, rolling: bool = False) -> None:
         self.cfg = cfg
         self.entity_tables: dict[str, dict[str, EntityState]] = {
-            k: {} for k in ("call", "chat", "email", "case")
+            k: {} for k in ("call", "chat", "email", "case", "agent")
         }
         self.stage1 = Stage1(self.entity_tables, cfg)
         self.aggs: dict[str, AggState] = {}

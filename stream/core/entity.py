@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.config import KpiConfig
-from stream.core.contributions import Contributions, call_is_orphan, contributions, diff
+from stream.core.contributions import MAIL, Contributions, call_is_orphan, contributions, diff
 from stream.core.counts import Counts
 from stream.core.events import Event
+
+AGENT_HISTORY = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +115,15 @@ def apply_event(
         return state, _deltas(diff(before, after), source, offset)
     state.events.append(event)
     state.positions.append((source, offset))
+    if kind == "agent" and len(state.events) > AGENT_HISTORY:
+        # Only the latest state matters; keep a short history so redeliveries are still recognised.
+        oldest = min(range(len(state.events)), key=lambda j: (state.events[j].ts, state.events[j].event_id))
+        del state.events[oldest]
+        del state.positions[oldest]
     new = contributions(kind, state.events, cfg)
     changes = diff(state.contribs, new)
     state.contribs = new
     return state, _deltas(changes, source, offset)
-
-
-def is_finished(state: EntityState) -> bool:
-    """Whether the entity has produced all it will normally produce (its state can age out)."""
-    return bool(state.contribs)
 
 
 def needs_orphan_report(state: EntityState, watermark_ms: int, cfg: KpiConfig) -> bool:
@@ -136,8 +138,10 @@ def needs_orphan_report(state: EntityState, watermark_ms: int, cfg: KpiConfig) -
 
 def is_expired_entity(state: EntityState, watermark_ms: int, cfg: KpiConfig) -> bool:
     """Whether the state can be dropped: idle longer than its grace (cases: the repeat window too)."""
+    if state.kind == "agent":
+        return False  # one small state per operator: the live board needs it for as long as they work
     grace = cfg.entity_grace_ms + (cfg.fcr_window_ms if state.kind == "case" else 0)
-    if state.kind == "email" and not state.contribs:
+    if state.kind == "email" and any(k[0] == MAIL for k in state.contribs):
         grace = max(grace, cfg.retention_days * 86_400_000)  # an unanswered e-mail may be answered late
     return watermark_ms - state.last_ts > grace
 

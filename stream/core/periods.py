@@ -70,19 +70,26 @@ def period_kind(period_key: str) -> str:
     return period_key.split(":", 1)[0]
 
 
+@lru_cache(maxsize=1024)
+def _cutoffs(minute: int, tz: str, retention_days: int, retention_months: int) -> tuple[str, str]:
+    """The oldest day key and month key still retained when the newest event is in `minute`."""
+    day, month = _keys_for_minute(minute, tz)
+    oldest = date.fromisoformat(day[len(DAY_PREFIX) :]) - timedelta(days=retention_days - 1)
+    y, m = (int(p) for p in month[len(MONTH_PREFIX) :].split("-"))
+    idx = y * 12 + (m - 1) - (retention_months - 1)
+    return f"{DAY_PREFIX}{oldest:%Y-%m-%d}", f"{MONTH_PREFIX}{idx // 12:04d}-{idx % 12 + 1:02d}"
+
+
 def is_expired(
     period_key: str, watermark_ms: int, tz: str, retention_days: int, retention_months: int
 ) -> bool:
     """True when a day/month period has fallen out of retention relative to event time `watermark_ms`."""
     if period_key == ROLLING or watermark_ms <= 0:
         return False
-    day, month = period_keys(watermark_ms, tz)
+    oldest_day, oldest_month = _cutoffs(watermark_ms // MINUTE_MS, tz, retention_days, retention_months)
     if period_key.startswith(DAY_PREFIX):
-        oldest = date.fromisoformat(day[len(DAY_PREFIX) :]) - timedelta(days=retention_days - 1)
-        return period_key < f"{DAY_PREFIX}{oldest:%Y-%m-%d}"
-    y, m = (int(p) for p in month[len(MONTH_PREFIX) :].split("-"))
-    idx = y * 12 + (m - 1) - (retention_months - 1)
-    return period_key < f"{MONTH_PREFIX}{idx // 12:04d}-{idx % 12 + 1:02d}"
+        return period_key < oldest_day
+    return period_key < oldest_month
 
 
 def too_late(ts_ms: int, watermark_ms: int, tz: str, retention_days: int, retention_months: int) -> bool:

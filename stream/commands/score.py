@@ -1,0 +1,142 @@
+"""`kpistream score`: F, fund shares and bonuses straight from a table of per-operator KPIs.
+
+For what-if analysis and for the paper's worked example (docs/examples/paper-operators.csv): the
+same formula and fund-share rule as the stream, over KPIs someone already has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from stream.commands.report import add_strategy_args
+from stream.config import load_settings
+from stream.core.kpis import Ratio
+from stream.core.scoring import SCORE_KPIS, Strategy, f_score, fund_shares, to_fraction
+from stream.errors import KpiStreamError
+from stream.strategies import load_book, resolve
+
+COLUMNS = ("operator", *SCORE_KPIS)
+
+
+class ScoreInputError(KpiStreamError):
+    """The KPI table cannot be read: a missing column or a value that is not a number."""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "score",
+        help="F, fund share and bonus from a CSV of per-operator KPIs",
+        description="Columns operator, sl, lcr, fcr, car, fac, rt; values as fractions (0.9) or "
+        "percentages (90%%); an empty cell is an undefined KPI (adds 0 to F).",
+    )
+    p.add_argument("--kpis", required=True, metavar="FILE.csv", help="the KPI table ('-' = stdin)")
+    add_strategy_args(p)
+    p.add_argument("--fund", metavar="AMOUNT", help="the bonus fund to share out")
+    p.add_argument("--format", choices=("json", "table", "csv"), default="table", help="output format")
+    p.add_argument("--config", metavar="FILE.toml", help="settings file")
+    p.set_defaults(func=run)
+
+
+def read_kpis(text: Iterable[str]) -> dict[str, dict[str, Ratio]]:
+    """operator -> KPI fractions (None where the cell is empty), in file order."""
+    reader = csv.DictReader(text)
+    fields = [f.strip().lower() for f in reader.fieldnames or ()]
+    missing = [c for c in COLUMNS if c not in fields]
+    if missing:
+        raise ScoreInputError(f"missing column(s): {', '.join(missing)} (need {', '.join(COLUMNS)})")
+    out: dict[str, dict[str, Ratio]] = {}
+    for line, raw in enumerate(reader, 2):
+        row = {str(k).strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
+        op = row["operator"]
+        if not op:
+            continue
+        kpis: dict[str, Ratio] = {}
+        for name in SCORE_KPIS:
+            cell = row[name]
+            try:
+                kpis[name] = to_fraction(cell) if cell else None
+            except ValueError as exc:
+                raise ScoreInputError(f"line {line}, column {name}: {exc}") from exc
+        out[op] = kpis
+    return out
+
+
+def _float(v: Ratio) -> float | None:
+    return None if v is None else float(v)
+
+
+def score_table(
+    kpis: Mapping[str, Mapping[str, Ratio]], strategy: Strategy, fund: Fraction | None = None
+) -> dict[str, Any]:
+    """The JSON of `kpistream score`: the strategy, the fund, and per operator F, share and bonus."""
+    scores = {op: f_score(k, strategy) for op, k in kpis.items()}
+    shares = fund_shares(scores)
+    operators: dict[str, Any] = {}
+    for op, k in kpis.items():
+        share = shares[op]
+        row: dict[str, Any] = {
+            "kpis": {n: _float(k.get(n)) for n in SCORE_KPIS},
+            "f": float(scores[op]),
+            "fund_share": None if share is None else float(share),
+            "bonus": None if share is None or fund is None else float(share * fund),
+        }
+        operators[op] = row
+    return {
+        "strategy": {"name": strategy.name, "weights": strategy.weights_json()},
+        "fund": None if fund is None else float(fund),
+        "operators": operators,
+    }
+
+
+def _num(v: Any, digits: int) -> str:
+    if v is None:
+        return ""
+    return f"{v:.{digits}f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
+def render(result: Mapping[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(result, indent=2) + "\n"
+    ops = result["operators"]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["operator", "f", "fund_share", "bonus"])
+        for op, r in ops.items():
+            w.writerow([op, *("" if r[c] is None else repr(r[c]) for c in ("f", "fund_share", "bonus"))])
+        return buf.getvalue()
+    rows = [["operator", "F", "share", "bonus"]]
+    for op, r in ops.items():
+        share = "" if r["fund_share"] is None else f"{r['fund_share'] * 100:.1f}%"
+        rows.append([op, _num(r["f"], 6), share, _num(r["bonus"], 2)])
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    s = result["strategy"]
+    head = f"strategy {s['name']} K = {', '.join(str(w) for w in s['weights'])}\n"
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return head + "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        overrides = {"strategies": args.strategies} if args.strategies else None
+        settings = load_settings(toml_path=args.config, overrides=overrides)
+        strategy = resolve(load_book(settings.strategies), args.strategy, args.weights)
+        fund = to_fraction(args.fund) if args.fund else None
+        if args.kpis == "-":
+            kpis = read_kpis(sys.stdin)
+        else:
+            with Path(args.kpis).open(encoding="utf-8", newline="") as f:
+                kpis = read_kpis(f)
+    except (KpiStreamError, OSError, ValueError) as exc:
+        print(f"kpistream score: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render(score_table(kpis, strategy, fund), args.format))
+    return 0

@@ -1,0 +1,175 @@
+"""The published records (CONTRACT.md sections 5 and 6), built from counts: one builder per message.
+
+Every sink (Redis, Kafka, Prometheus) writes what these functions return, and `kpistream report`
+computes the same numbers, so a wallboard, a topic consumer and a backfill never disagree. Pure:
+the time of the update is passed in (`now_ms`), never read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from stream.core.config import KpiConfig
+from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, full
+from stream.core.engine import CENTER_ID, operator_scores
+from stream.core.kpis import OPERATOR_KPIS, floats, queue_kpis
+from stream.core.periods import ROLLING, period_kind, period_start_iso
+from stream.core.scorecard import BusinessState, scorecard
+from stream.core.scoring import Strategy, fund_shares
+
+Record = dict[str, Any]
+StrategyOf = Callable[[str], Strategy]
+
+OPERATOR_SCORE_KPIS: tuple[str, ...] = OPERATOR_KPIS
+
+
+def iso_ms(ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds: the `updated_at` of every record."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _period_fields(period_key: str, tz: str) -> tuple[str, str | None]:
+    kind = period_kind(period_key)
+    return kind, None if period_key == ROLLING else period_start_iso(period_key, tz)
+
+
+def _constant(s: Strategy) -> StrategyOf:
+    def strat(_op: str) -> Strategy:
+        return s
+
+    return strat
+
+
+def operator_records(
+    period_key: str,
+    operators: Mapping[str, Counts],
+    strategy_of: StrategyOf | Strategy,
+    now_ms: int,
+    tz: str,
+    fund: Fraction | None = None,
+) -> dict[str, Record]:
+    """`kpi.operator-scores` values of every operator of one period.
+
+    Fund shares are over every operator with activity in the period (non-empty counts), so the
+    caller passes all operators of the period, not only the changed ones. An operator without
+    activity (a rolling window that slid past them) gets zero counts, null KPIs, F 0 and a null share.
+    """
+    strat: StrategyOf = _constant(strategy_of) if isinstance(strategy_of, Strategy) else strategy_of
+    active = {op: c for op, c in operators.items() if c}
+    scored = operator_scores(active, {op: strat(op) for op in active})
+    shares = fund_shares({op: f for op, (_, f, _) in scored.items()})
+    kind, start = _period_fields(period_key, tz)
+    updated = iso_ms(now_ms)
+    out: dict[str, Record] = {}
+    for op in sorted(operators):
+        if op in scored:
+            k, f, s = scored[op]
+            kpis = floats(k)
+            share = shares[op]
+            f_value = float(f)
+        else:
+            s = strat(op)
+            kpis = dict.fromkeys(OPERATOR_SCORE_KPIS)
+            share = None
+            f_value = 0.0
+        rec: Record = {
+            "operator_id": op,
+            "period": kind,
+            "period_key": period_key,
+            "period_start": start,
+            "strategy": s.name,
+            "kpis": {name: kpis[name] for name in OPERATOR_SCORE_KPIS},
+            "counts": full(operators[op], OPERATOR_COUNT_FIELDS),
+            "f": f_value,
+            "fund_share": None if share is None else float(share),
+        }
+        if fund is not None:
+            rec["bonus"] = None if share is None else float(share * fund)
+        rec["updated_at"] = updated
+        out[op] = rec
+    return out
+
+
+def queue_record(period_key: str, queue: str | None, counts: Counts, now_ms: int) -> Record:
+    """`kpi.queue-kpis` value of one queue, or of the centre when `queue` is None (queue `_center`)."""
+    k = floats(queue_kpis(counts))
+    return {
+        "scope": "center" if queue is None else "queue",
+        "queue": CENTER_ID if queue is None else queue,
+        "period": period_kind(period_key),
+        "period_key": period_key,
+        "kpis": k,
+        "counts": full(counts, QUEUE_COUNT_FIELDS),
+        "updated_at": iso_ms(now_ms),
+    }
+
+
+def scorecard_record(
+    period_key: str, center: Counts, business: BusinessState, cfg: KpiConfig, now_ms: int
+) -> Record:
+    """`kpi.scorecard` value of one day or month period (CONTRACT.md section 6)."""
+    return {
+        "period": period_kind(period_key),
+        "period_key": period_key,
+        "period_start": period_start_iso(period_key, cfg.tz),
+        **scorecard(period_key, center, business, cfg),
+        "updated_at": iso_ms(now_ms),
+    }
+
+
+def decimal_string(value: object) -> str:
+    """A value as Redis stores it: plain decimal text (never exponent form), '' for null.
+
+    Floats keep their shortest round-trip digits, so float(text) gives back the published number.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return text
+    return str(value)
+
+
+def operator_hash(rec: Mapping[str, Any]) -> dict[str, str]:
+    """Fields of `kpi:op:{operator_id}:{period_key}`: KPIs, F, share, strategy, time and every count."""
+    h = {k: decimal_string(v) for k, v in rec["kpis"].items()}
+    h.update({k: decimal_string(v) for k, v in rec["counts"].items()})
+    for name in ("f", "fund_share", "bonus"):
+        if name in rec:
+            h[name] = decimal_string(rec[name])
+    h["strategy"] = rec["strategy"]
+    h["period"] = rec["period"]
+    h["period_start"] = decimal_string(rec["period_start"])
+    h["updated_at"] = rec["updated_at"]
+    return h
+
+
+def queue_hash(rec: Mapping[str, Any]) -> dict[str, str]:
+    """Fields of `kpi:queue:{queue}:{period_key}` and `kpi:center:{period_key}`."""
+    h = {k: decimal_string(v) for k, v in rec["kpis"].items()}
+    h.update({k: decimal_string(v) for k, v in rec["counts"].items()})
+    h["period"] = rec["period"]
+    h["updated_at"] = rec["updated_at"]
+    return h
+
+
+def scorecard_hash(rec: Mapping[str, Any]) -> dict[str, str]:
+    """Fields of `kpi:scorecard:{period_key}`: `dimension.figure` -> decimal string (booleans 1/0)."""
+    h: dict[str, str] = {}
+    for dim, figures in rec.items():
+        if isinstance(figures, Mapping):
+            for name, v in figures.items():
+                h[f"{dim}.{name}"] = decimal_string(v)
+    h["period"] = rec["period"]
+    h["period_start"] = decimal_string(rec["period_start"])
+    h["updated_at"] = rec["updated_at"]
+    return h

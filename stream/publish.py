@@ -1,0 +1,386 @@
+"""The publisher: from changed aggregate keys to batches of records, one queue and task per sink.
+
+Stage 2 reports the keys it changed (`mark`). Every `flush_interval_s` the publisher builds one batch
+of the records whose content changed (so a key is written at most once per interval however many
+events touched it) and offers it to each sink's bounded queue. Each sink writes from its own task:
+a slow or dead sink never blocks the stream or the other sinks. A sink that fails is retried with
+exponential backoff, counted in `kpistream_sink_errors_total{sink}`, and its next successful write
+is the complete current state, so it comes back to the exact values. An overflowing queue is
+handled the same way: the batches are dropped and the complete state is written instead.
+
+Rolling aggregates are read slid to the watermark (a copy, the table is never written here) and
+re-published when the watermark moves even if no delta touched them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from fractions import Fraction
+from typing import Any, Protocol
+
+from stream.config import mask_secrets
+from stream.core.aggregate import AggregateStore, AggState, split_key
+from stream.core.config import KpiConfig
+from stream.core.contributions import CENTER, OP, QUEUE
+from stream.core.outputs import operator_records, queue_record, scorecard_record
+from stream.core.periods import ROLLING, period_keys
+from stream.core.scorecard import BusinessState
+from stream.core.scoring import Strategy
+from stream.metrics import Metrics
+from stream.sinks.base import Batch, Record, Sink
+from stream.strategies import StrategyBook
+
+log = logging.getLogger(__name__)
+
+BUSINESS_KEY = "business"
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class AggReader(Protocol):
+    """Read access to the aggregates: keys, one state (rolling slid to the watermark), business facts."""
+
+    def keys(self) -> Iterable[str]: ...
+
+    def read(self, key: str) -> AggState | None: ...
+
+    def business(self) -> BusinessState: ...
+
+    def watermark(self) -> int: ...
+
+
+def slid_copy(key: str, state: AggState, watermark: int, cfg: KpiConfig) -> AggState:
+    """A rolling state slid to `watermark` on a copy (Faust tables are written only by their agents)."""
+    if state.entries is None:
+        return state
+    copy = AggState.from_json(state.to_json())
+    store = AggregateStore({key: copy}, cfg)
+    store.observe(watermark)
+    store.advance_rolling(key)
+    return copy
+
+
+class MappingReader:
+    """An AggReader over a mapping of aggregates (a dict, or a Faust table) and a watermark source."""
+
+    def __init__(
+        self,
+        table: Any,
+        cfg: KpiConfig,
+        watermark: Callable[[], int],
+        business: Callable[[], BusinessState] = BusinessState,
+    ) -> None:
+        self.table = table
+        self.cfg = cfg
+        self._watermark = watermark
+        self._business = business
+
+    def keys(self) -> Iterable[str]:
+        return list(self.table.keys())
+
+    def read(self, key: str) -> AggState | None:
+        st: AggState | None = self.table.get(key)
+        if st is None:
+            return None
+        return slid_copy(key, st, self._watermark(), self.cfg)
+
+    def business(self) -> BusinessState:
+        return self._business()
+
+    def watermark(self) -> int:
+        return self._watermark()
+
+
+def _content(rec: Record) -> tuple[Any, ...]:
+    """A record without its time stamp: what decides whether it changed."""
+    return tuple(sorted((k, repr(v)) for k, v in rec.items() if k != "updated_at"))
+
+
+class SinkRunner:
+    """One sink's queue and task: writes batches, retries with backoff, resyncs after a failure."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        build_full: Callable[[], Batch],
+        metrics: Metrics,
+        *,
+        queue_size: int,
+        backoff_initial_s: float,
+        backoff_max_s: float,
+        sleep: Sleep,
+    ) -> None:
+        self.sink = sink
+        self.build_full = build_full
+        self.metrics = metrics
+        self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=queue_size)
+        self.needs_full = False
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.sleep = sleep
+        self.errors = 0
+        self.writes = 0
+        self.busy = False
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def offer(self, batch: Batch) -> None:
+        """Queue a batch without waiting; when the queue is full, write the complete state instead."""
+        if self.needs_full:
+            self.wakeup.set()
+            return
+        try:
+            self.queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            log.warning("sink %s is behind: dropping its queue, writing the complete state", self.sink.name)
+            self.needs_full = True
+        self.wakeup.set()
+
+    def _drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    async def _next(self) -> Batch:
+        while True:
+            if self.needs_full:
+                self.needs_full = False
+                self._drain()
+                return self.build_full()
+            if not self.queue.empty():
+                return self.queue.get_nowait()
+            self.wakeup.clear()
+            await self.wakeup.wait()
+
+    async def run(self) -> None:
+        delay = self.backoff_initial_s
+        while True:
+            batch = await self._next()
+            self.busy = True
+            try:
+                await self.sink.write(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.errors += 1
+                self.metrics.sink_errors_total.labels(self.sink.name).inc()
+                log.warning(
+                    "sink %s failed (retry in %.1fs): %s", self.sink.name, delay, mask_secrets(str(exc))
+                )
+                self.needs_full = True
+                self.busy = False
+                await self.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+                continue
+            self.busy = False
+            self.writes += 1
+            if delay != self.backoff_initial_s:
+                log.info("sink %s recovered: wrote the complete state", self.sink.name)
+            delay = self.backoff_initial_s
+
+    async def idle(self) -> None:
+        """Wait until everything offered so far is written (tests, shutdown); not while failing."""
+        while self.busy or self.needs_full or not self.queue.empty():
+            await asyncio.sleep(0.005)
+
+
+class Publisher:
+    """Collects dirty keys and publishes coalesced batches of records to every sink."""
+
+    def __init__(
+        self,
+        reader: AggReader,
+        sinks: Sequence[Sink],
+        cfg: KpiConfig,
+        *,
+        book: StrategyBook | None = None,
+        fund: Fraction | None = None,
+        metrics: Metrics | None = None,
+        interval_s: float = 1.0,
+        sweep_every_s: float = 30.0,
+        clock: Clock = time.time,
+        queue_size: int = 8,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.reader = reader
+        self.cfg = cfg
+        self.book = book or StrategyBook()
+        self.default = self.book.default
+        self.fund = fund
+        self.metrics = metrics or Metrics.create()
+        self.interval_s = interval_s
+        self.sweep_every_s = sweep_every_s
+        self.clock = clock
+        self.sleep = sleep
+        self.dirty: set[str] = set()
+        self._everything = True  # the first flush publishes all there is (state recovered at start)
+        self._last_sweep = clock()
+        self._last_watermark = -1
+        self._published: dict[str, tuple[Any, ...]] = {}
+        self.runners = [
+            SinkRunner(
+                s,
+                self.build_full,
+                self.metrics,
+                queue_size=queue_size,
+                backoff_initial_s=backoff_initial_s,
+                backoff_max_s=backoff_max_s,
+                sleep=sleep,
+            )
+            for s in sinks
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------ inputs
+    def mark(self, keys: Iterable[str]) -> None:
+        """The `pipeline.on_change` callback: remember changed aggregate keys (cheap, never blocks)."""
+        self.dirty.update(keys)
+
+    def mark_everything(self) -> None:
+        self._everything = True
+
+    def strategy_for(self, operator_id: str) -> Strategy:
+        return self.book.for_operator(operator_id, self.default)
+
+    def set_default_strategy(self, name: str) -> bool:
+        """Switch the default strategy (from the control topic); F and shares are republished at once."""
+        if name not in self.book.strategies:
+            log.warning("ignoring unknown strategy %r from the control topic", name)
+            return False
+        if name != self.default:
+            log.info("default strategy is now %s", name)
+            self.default = name
+            self._everything = True
+        return True
+
+    # ------------------------------------------------------------ building
+    def _current(self) -> tuple[str, str]:
+        wm = self.reader.watermark()
+        return period_keys(wm, self.cfg.tz) if wm > 0 else ("", "")
+
+    def build(self, now_ms: int | None = None, *, full: bool = False) -> Batch:
+        """One batch: the records of dirty keys whose content changed (all records when `full`)."""
+        now = int(self.clock() * 1000) if now_ms is None else now_ms
+        reader = self.reader
+        all_keys = list(reader.keys())
+        wm = reader.watermark()
+        if full or self._everything:
+            dirty = set(all_keys) | {BUSINESS_KEY}
+        else:
+            dirty = self.dirty
+            if wm != self._last_watermark:
+                dirty |= {k for k in all_keys if k.endswith(f"|{ROLLING}")}
+        if not full:
+            self._everything = False
+            self.dirty = set()
+            self._last_watermark = wm
+        day, month = self._current()
+        batch = Batch(full=full, current_day=day, current_month=month)
+
+        ops_by_period: dict[str, list[str]] = defaultdict(list)
+        periods: set[str] = set()
+        for key in all_keys:
+            scope, sid, pk = split_key(key)
+            if scope == OP:
+                ops_by_period[pk].append(sid)
+            if pk != ROLLING:
+                periods.add(pk)
+        op_periods: set[str] = set()
+        card_periods: set[str] = set()
+        queue_keys: list[str] = []
+        for key in dirty:
+            if key == BUSINESS_KEY:
+                biz_periods = reader.business().period_keys(self.cfg.tz)
+                card_periods |= periods | biz_periods
+                continue
+            scope, _, pk = split_key(key)
+            if scope == OP:
+                op_periods.add(pk)
+            elif scope in (QUEUE, CENTER):
+                queue_keys.append(key)
+                if scope == CENTER and pk != ROLLING:
+                    card_periods.add(pk)
+
+        for pk in sorted(op_periods):
+            counts = {}
+            for op in ops_by_period.get(pk, ()):
+                st = reader.read(f"{OP}|{op}|{pk}")
+                if st is not None:
+                    counts[op] = st.counts
+            recs = operator_records(pk, counts, self.strategy_for, now, self.cfg.tz, self.fund)
+            for op, rec in recs.items():
+                self._emit(batch.operators, f"op|{op}|{pk}", rec, full)
+        for key in sorted(queue_keys):
+            st = reader.read(key)
+            if st is None:
+                continue
+            scope, sid, pk = split_key(key)
+            rec = queue_record(pk, None if scope == CENTER else sid, st.counts, now)
+            self._emit(batch.queues, key, rec, full)
+        if card_periods:
+            biz = reader.business()
+            for pk in sorted(card_periods):
+                st = reader.read(f"{CENTER}||{pk}")
+                rec = scorecard_record(pk, st.counts if st else {}, biz, self.cfg, now)
+                self._emit(batch.scorecards, f"scorecard|{pk}", rec, full)
+        return batch
+
+    def _emit(self, out: list[Record], key: str, rec: Record, full: bool) -> None:
+        if full:  # a resync: everything, and the change cache of the normal batches stays as it is
+            out.append(rec)
+            return
+        content = _content(rec)
+        if self._published.get(key) == content:
+            return
+        self._published[key] = content
+        out.append(rec)
+
+    def build_full(self) -> Batch:
+        return self.build(full=True)
+
+    # ------------------------------------------------------------ running
+    def flush(self, now_ms: int | None = None) -> Batch:
+        """Build the batch of this interval and offer it to every sink (never waits for a sink)."""
+        if self.clock() - self._last_sweep >= self.sweep_every_s:
+            self._last_sweep = self.clock()
+            self._everything = True  # catches state recovered or rebalanced in without deltas
+        batch = self.build(now_ms)
+        if len(batch):
+            for r in self.runners:
+                r.offer(batch)
+        return batch
+
+    def start(self) -> None:
+        """Start one task per sink (inside a running loop)."""
+        if not self._tasks:
+            self._tasks = [asyncio.ensure_future(r.run()) for r in self.runners]
+
+    async def run(self) -> None:
+        """Flush every interval until cancelled; then stop the sink tasks and close the sinks."""
+        self.start()
+        try:
+            while True:
+                await self.sleep(self.interval_s)
+                try:
+                    self.flush()
+                except Exception:  # a bug in one flush must not stop publishing for good
+                    log.exception("publisher flush failed")
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        for r in self.runners:
+            with contextlib.suppress(Exception):
+                await r.sink.close()

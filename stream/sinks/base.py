@@ -1,0 +1,54 @@
+"""What every output sink receives and the one interface it implements.
+
+A `Batch` holds complete records (stream/core/outputs.py), never partial updates, so a sink can
+write it as is; `full` says it is the complete current state (after a restart or a failure), which
+lets a sink that keeps its own view (Prometheus labels) drop what is not in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Record = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records changed since the previous batch (or all of them when `full`)."""
+
+    operators: list[Record] = field(default_factory=list)
+    queues: list[Record] = field(default_factory=list)
+    scorecards: list[Record] = field(default_factory=list)
+    full: bool = False
+    current_day: str = ""
+    current_month: str = ""
+
+    def __len__(self) -> int:
+        return len(self.operators) + len(self.queues) + len(self.scorecards)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """An output: `write` raises on failure (the publisher retries), `close` releases connections."""
+
+    name: str
+
+    async def write(self, batch: Batch) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemorySink:
+    """Keeps every batch in memory: for tests and dry runs."""
+
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
+        self.batches: list[Batch] = []
+        self.closed = False
+
+    async def write(self, batch: Batch) -> None:
+        self.batches.append(batch)
+
+    async def close(self) -> None:
+        self.closed = True

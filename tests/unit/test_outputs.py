@@ -1,0 +1,132 @@
+"""Output records: equal to `kpistream report`, valid against schemas/json, Redis text exact."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from typing import Any
+
+import jsonschema
+import pytest
+
+from schemas.events import parse_event
+from schemas.generate import JSON_DIR
+from stream.core.config import KpiConfig
+from stream.core.engine import Engine
+from stream.core.outputs import (
+    decimal_string,
+    iso_ms,
+    operator_hash,
+    operator_records,
+    queue_hash,
+    queue_record,
+    scorecard_hash,
+    scorecard_record,
+)
+from stream.core.scoring import DEFAULT, Strategy
+from stream.simulator import SimConfig, generate
+
+NOW = 1_768_467_600_250  # 2026-01-15T09:00:00.250Z
+
+
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((JSON_DIR / name).read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    e = Engine(KpiConfig())
+    for i, ev in enumerate(generate(SimConfig(hours=1))):
+        e.process(parse_event(json.dumps(ev)), "file:0", i)
+    return e
+
+
+def test_records_equal_report_and_validate(engine: Engine) -> None:
+    fund = Fraction(1000)
+    report = engine.report(DEFAULT, fund)
+    data = engine.periods()
+    op_v, q_v, card_v = (validator(f"{n}.schema.json") for n in ("operator-score", "queue-kpis", "scorecard"))
+    assert report["periods"]
+    for pk, expected in report["periods"].items():
+        pd = data[pk]
+        recs = operator_records(pk, pd.operators, DEFAULT, NOW, "UTC", fund)
+        assert set(recs) == set(expected["operators"])
+        for op, rec in recs.items():
+            op_v.validate(rec)
+            want = expected["operators"][op]
+            assert {k: rec["kpis"][k] for k in want["kpis"]} == want["kpis"]
+            assert rec["counts"] == want["counts"]
+            assert (rec["f"], rec["fund_share"], rec["bonus"]) == (
+                want["f"],
+                want["fund_share"],
+                want["bonus"],
+            )
+            assert rec["period"] == pk.split(":")[0] and rec["period_key"] == pk
+            assert rec["period_start"] is not None and rec["updated_at"] == "2026-01-15T09:00:00.250Z"
+        for q, counts in pd.queues.items():
+            rec = queue_record(pk, q, counts, NOW)
+            q_v.validate(rec)
+            assert rec["kpis"] == expected["queues"][q]["kpis"]
+            assert rec["counts"] == expected["queues"][q]["counts"]
+        center = queue_record(pk, None, pd.center, NOW)
+        q_v.validate(center)
+        assert (center["scope"], center["queue"]) == ("center", "_center")
+        assert center["kpis"] == expected["center"]["kpis"]
+        card = scorecard_record(pk, pd.center, engine.business, engine.cfg, NOW)
+        card_v.validate(card)
+        assert {k: card[k] for k in expected["scorecard"]} == expected["scorecard"]
+
+
+def test_fund_shares_are_over_active_operators_only() -> None:
+    ops = {
+        "a": {"presented": 2, "answered": 2, "sl_answered": 2},
+        "b": {"presented": 1, "lost": 1},
+        "idle": {},
+    }
+    recs = operator_records("rolling", ops, DEFAULT, NOW, "UTC")
+    validator("operator-score.schema.json").validate(recs["idle"])
+    assert recs["a"]["f"] == 3.0 and recs["b"]["f"] == -4.0
+    assert recs["a"]["fund_share"] == 1.0 and recs["b"]["fund_share"] == 0.0
+    assert recs["idle"]["fund_share"] is None and recs["idle"]["f"] == 0.0
+    assert recs["idle"]["kpis"]["sl"] is None and not any(recs["idle"]["counts"].values())
+    assert recs["a"]["period_start"] is None and recs["a"]["period"] == "rolling"
+    assert "bonus" not in recs["a"]
+
+
+def test_strategy_per_operator() -> None:
+    other = Strategy.of("other", [1, 1, 1, 1, 1, 1])
+    ops = {"a": {"presented": 1, "answered": 1, "sl_answered": 1}, "b": {"presented": 1, "answered": 1}}
+    recs = operator_records("day:2026-01-15", ops, lambda op: other if op == "b" else DEFAULT, NOW, "UTC")
+    assert (recs["a"]["strategy"], recs["b"]["strategy"]) == ("strategy-1", "other")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        (0.9, "0.9"),
+        (1e-05, "0.00001"),
+        (3.0, "3.0"),
+        (7, "7"),
+        (True, "1"),
+        (1.5e20, "150000000000000000000"),
+    ],
+)
+def test_decimal_string(value: Any, text: str) -> None:
+    assert decimal_string(value) == text
+    if isinstance(value, float):
+        assert float(text) == value
+
+
+def test_hashes_hold_decimal_strings() -> None:
+    rec = operator_records("rolling", {"a": {"presented": 3, "answered": 1}}, DEFAULT, NOW, "UTC")["a"]
+    h = operator_hash(rec)
+    assert h["sl"] == "0.0" and h["fac"] == "" and h["presented"] == "3" and h["fund_share"] == ""
+    assert h["f"] == decimal_string(rec["f"]) and h["strategy"] == "strategy-1"
+    qh = queue_hash(queue_record("rolling", "sales", {"offered": 4, "answered": 3}, NOW))
+    assert qh["answer_rate"] == "0.75" and qh["offered"] == "4" and qh["updated_at"] == iso_ms(NOW)
+    from stream.core.scorecard import BusinessState
+
+    ch = scorecard_hash(scorecard_record("day:2026-01-15", {}, BusinessState(), KpiConfig(), NOW))
+    assert ch["customer.fcr"] == "" and ch["growth.attrition_month_limit"] == "0.02"

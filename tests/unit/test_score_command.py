@@ -1,0 +1,71 @@
+"""`kpistream score` on the original paper's worked example (docs/examples/paper-operators.csv)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from stream.cli import main
+from stream.commands.score import ScoreInputError, read_kpis, score_table
+from stream.core.scoring import DEFAULT
+
+PAPER = Path(__file__).resolve().parents[2] / "docs" / "examples" / "paper-operators.csv"
+PAPER_F = [5.83, 3.325, 5.16, 4.315, 3.92, 2.15, 2.375, 5.395]
+PAPER_SHARE_PERCENT = [18, 10, 16, 13, 12, 7, 7, 17]
+
+
+def test_paper_example_exact() -> None:
+    with PAPER.open(encoding="utf-8") as f:
+        result = score_table(read_kpis(f), DEFAULT)
+    ops = list(result["operators"].values())
+    assert [r["f"] for r in ops] == PAPER_F
+    assert [round(r["fund_share"] * 100) for r in ops] == PAPER_SHARE_PERCENT
+    assert sum(r["fund_share"] for r in ops) == pytest.approx(1.0)
+    assert result["strategy"] == {"name": "strategy-1", "weights": [3, 4, 3, 5, 2.5, 1]}
+
+
+def test_cli_json_with_fund(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--kpis", str(PAPER), "--fund", "10000", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ops = out["operators"]
+    assert [r["f"] for r in ops.values()] == PAPER_F
+    assert sum(r["bonus"] for r in ops.values()) == pytest.approx(10000)
+    assert ops["op-1"]["bonus"] == pytest.approx(1795.5035, abs=1e-3)
+
+
+def test_cli_csv_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--kpis", str(PAPER), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [float(r["f"]) for r in rows] == PAPER_F and rows[0]["bonus"] == ""
+    assert main(["score", "--kpis", str(PAPER)]) == 0
+    table = capsys.readouterr().out
+    assert "op-1      5.83   18.0%" in table
+
+
+def test_weights_fractions_and_empty_cells() -> None:
+    text = "operator,sl,lcr,fcr,car,fac,rt\na,0.9,,0.5,,,\nb,,,,100%,,\n"
+    kpis = read_kpis(io.StringIO(text))
+    assert kpis["a"]["lcr"] is None
+    result = score_table(kpis, DEFAULT)
+    assert result["operators"]["a"]["f"] == 4.2  # 3*0.9 + 3*0.5; undefined KPIs add 0
+    assert result["operators"]["b"]["f"] == -5.0
+    assert result["operators"]["a"]["fund_share"] == 1.0 and result["operators"]["b"]["fund_share"] == 0.0
+
+
+def test_custom_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--kpis", str(PAPER), "--weights", "1,0,0,0,0,0", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["strategy"]["name"] == "custom" and out["operators"]["op-1"]["f"] == 0.9
+
+
+def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ScoreInputError, match="missing column"):
+        read_kpis(io.StringIO("operator,sl\na,1\n"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("operator,sl,lcr,fcr,car,fac,rt\na,ninety,,,,,\n")
+    assert main(["score", "--kpis", str(bad)]) == 2
+    assert "line 2, column sl" in capsys.readouterr().err
