@@ -7,6 +7,7 @@ from typing import Any
 from faust.serializers import codecs
 
 from stream.core.aggregate import AggState
+from stream.core.alerts import AlertState
 from stream.core.config import KpiConfig
 from stream.core.entity import EntityState
 from stream.core.scorecard import BusinessState
@@ -48,7 +49,16 @@ class _Business(codecs.Codec):
         return BusinessState.from_bytes(s)
 
 
+class _Alert(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return bytes(obj.to_bytes())
+
+    def _loads(self, s: bytes) -> Any:
+        return AlertState.from_bytes(s)
+
+
 TEXT = "kpi_text"
+ALERT = "kpi_alert"
 ENTITY = "kpi_entity"
 AGG = "kpi_agg"
 BUSINESS = "kpi_business"
@@ -60,3 +70,4 @@ def register_codecs(cfg: KpiConfig) -> None:
     codecs.register(ENTITY, _Entity(cfg))
     codecs.register(AGG, _Agg())
     codecs.register(BUSINESS, _Business())
+    codecs.register(ALERT, _Alert())

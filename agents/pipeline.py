@@ -19,22 +19,25 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
-from agents.codecs import AGG, BUSINESS, ENTITY, TEXT, register_codecs
-from schemas.events import dead_letter, parse_event
+from agents.codecs import AGG, ALERT, BUSINESS, ENTITY, TEXT, register_codecs
+from schemas.events import dead_letter, format_ts, parse_event
 from stream.config import Settings
-from stream.core.aggregate import AggregateStore, AggState
+from stream.core.aggregate import AggregateStore, AggState, split_key
+from stream.core.alerts import ALERT_KPIS, FIRING, AlertState, evaluate, rule_for
 from stream.core.contributions import KIND_OF_STREAM
 from stream.core.engine import Stage1
 from stream.core.entity import Delta, EntityState, is_expired_entity, needs_orphan_report
 from stream.core.events import Event
+from stream.core.periods import ROLLING
 from stream.core.scorecard import BusinessState
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
-from stream.topics import DEAD_LETTERS, DELTAS, INPUT_TOPICS
+from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, INPUT_TOPICS
 
 log = logging.getLogger(__name__)
 
 BUSINESS_KEY = "business"
+CENTER_QUEUE = "_center"  # the centre where a queue name is expected
 CENTER_AGG_KEY = "center|"
 SWEEP_EVERY_S = 10.0
 
@@ -88,6 +91,11 @@ class Pipeline:
         }
         self.agg_table: Any = self._table("aggregates", AGG, "period aggregates by scope|id|period")
         self.business_table: Any = self._table("business", BUSINESS, "business and staff facts")
+        self.alert_table: Any = self._table("alerts", ALERT, "alert state by kpi|scope|queue")
+        self.alerts_topic = self.app.topic(
+            settings.topic(ALERTS), key_serializer="raw", value_serializer="raw"
+        )
+        self.on_alert: list[Callable[[dict[str, Any]], None]] = []
         self.stage1 = Stage1(self.entity_tables, self.cfg)
         self.store = AggregateStore(self.agg_table, self.cfg, rolling=True)
         # Keys written per table partition, so sweeps can delete them while processing that partition.
@@ -200,7 +208,8 @@ class Pipeline:
     # ---------------------------------------------------------------- stage 2
     async def _aggregate(self, stream: StreamT[bytes]) -> AsyncIterator[None]:
         async for ev in stream.events():
-            self.aggregate_one(ev)
+            changed = self.aggregate_one(ev)
+            await self.evaluate_alerts(changed)
             yield None
 
     def aggregate_one(self, ev: EventT[bytes]) -> list[str]:
@@ -230,6 +239,44 @@ class Pipeline:
             cb(changed)
         return changed
 
+    async def evaluate_alerts(self, changed: list[str]) -> None:
+        """LCR/CAR alerts of the queues and the centre whose rolling hour changed (event time)."""
+        for key in changed:
+            if not key.endswith(f"|{ROLLING}"):
+                continue
+            scope, sid, _ = split_key(key)
+            if scope not in ("queue", "center"):
+                continue
+            counts = self.store.slid(key, self.agg_table[key]).counts
+            queue = sid if scope == "queue" else CENTER_QUEUE
+            for kpi in ALERT_KPIS:
+                akey = f"{kpi}|{scope}|{queue}"
+                state: AlertState = self.alert_table.get(akey) or AlertState()
+                new, transition = evaluate(
+                    state,
+                    rule_for(kpi, sid if scope == "queue" else None, self.cfg),
+                    scope,
+                    queue,
+                    counts,
+                    self.store.watermark,
+                )
+                if transition is not None:
+                    record = transition.to_json(format_ts)
+                    if new.status == FIRING:
+                        new = AlertState(new.status, new.since, new.alert_id, record)
+                    self.alert_table[akey] = new
+                    await self.alerts_topic.send(
+                        key=record["alert_id"].encode(), value=json.dumps(record).encode()
+                    )
+                    for cb in self.on_alert:
+                        cb(record)
+                elif new != state:
+                    self.alert_table[akey] = new
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """The firing alerts of this worker's partitions (their firing messages)."""
+        return [st.record for st in list(self.alert_table.values()) if st.status == FIRING and st.record]
+
     def _count_calls(self, queue: str, counts: dict[str, int]) -> None:
         for outcome in ("answered", "abandoned", "lost", "short_abandoned"):
             n = counts.get(outcome, 0)
@@ -250,20 +297,8 @@ class Pipeline:
 
     # ---------------------------------------------------------------- reads
     def local_aggregates(self) -> dict[str, AggState]:
-        """This worker's aggregates, rolling ones slid to the current watermark."""
-        out: dict[str, AggState] = {}
-        cut = self.store.watermark - self.cfg.rolling_ms
-        for k, st in list(self.agg_table.items()):
-            if st.entries is not None:
-                counts: dict[str, int] = {}
-                from stream.core.counts import add_into
-
-                for ts in st.times or ():
-                    if ts > cut:
-                        add_into(counts, st.entries[ts])
-                st = AggState(counts=counts)
-            out[k] = st
-        return out
+        """This worker's aggregates, rolling and live ones slid to the current watermark."""
+        return {k: self.store.slid(k, st) for k, st in list(self.agg_table.items())}
 
     def business(self) -> BusinessState:
         biz: BusinessState | None = self.business_table.get(BUSINESS_KEY)

@@ -52,6 +52,8 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
         interval_s=settings.flush_interval_s,
     )
     pipeline.on_change.append(publisher.mark)
+    pipeline.on_alert.append(publisher.alert)
+    publisher.active_alerts = pipeline.active_alerts
     app = pipeline.app
 
     async def kpistream_publisher() -> None:

@@ -23,10 +23,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from fractions import Fraction
 from typing import Any, Protocol
 
+from schemas.events import format_ts
 from stream.config import mask_secrets
-from stream.core.aggregate import AggregateStore, AggState, split_key
+from stream.core.aggregate import NOW, AggregateStore, AggState, split_key
 from stream.core.config import KpiConfig
 from stream.core.contributions import CENTER, OP, QUEUE
+from stream.core.engine import live_state
 from stream.core.outputs import operator_records, queue_record, scorecard_record
 from stream.core.periods import ROLLING, period_keys
 from stream.core.scorecard import BusinessState
@@ -55,14 +57,10 @@ class AggReader(Protocol):
 
 
 def slid_copy(key: str, state: AggState, watermark: int, cfg: KpiConfig) -> AggState:
-    """A rolling state slid to `watermark` on a copy (Faust tables are written only by their agents)."""
-    if state.entries is None:
-        return state
-    copy = AggState.from_json(state.to_json())
-    store = AggregateStore({key: copy}, cfg)
+    """A rolling or live state slid to `watermark` on a copy (Faust tables are written only by agents)."""
+    store = AggregateStore({}, cfg)
     store.observe(watermark)
-    store.advance_rolling(key)
-    return copy
+    return store.slid(key, state)
 
 
 class MappingReader:
@@ -222,7 +220,11 @@ class Publisher:
         self._everything = True  # the first flush publishes all there is (state recovered at start)
         self._last_sweep = clock()
         self._last_watermark = -1
+        self._live_watermark = -1
+        self._everything_built = False
         self._published: dict[str, tuple[Any, ...]] = {}
+        self._alerts: list[Record] = []
+        self.active_alerts: Callable[[], list[Record]] = list
         self.runners = [
             SinkRunner(
                 s,
@@ -241,6 +243,10 @@ class Publisher:
     def mark(self, keys: Iterable[str]) -> None:
         """The `pipeline.on_change` callback: remember changed aggregate keys (cheap, never blocks)."""
         self.dirty.update(keys)
+
+    def alert(self, record: Record) -> None:
+        """The `pipeline.on_alert` callback: an alert transition to publish with the next batch."""
+        self._alerts.append(record)
 
     def mark_everything(self) -> None:
         self._everything = True
@@ -270,6 +276,7 @@ class Publisher:
         reader = self.reader
         all_keys = list(reader.keys())
         wm = reader.watermark()
+        self._everything_built = self._everything
         if full or self._everything:
             dirty = set(all_keys) | {BUSINESS_KEY}
         else:
@@ -323,6 +330,22 @@ class Publisher:
             scope, sid, pk = split_key(key)
             rec = queue_record(pk, None if scope == CENTER else sid, st.counts, now)
             self._emit(batch.queues, key, rec, full)
+        live_queues = {split_key(k)[1] for k in all_keys if k.endswith(f"|{NOW}")}
+        if not (full or self._everything_built or wm != self._live_watermark):
+            live_queues &= {split_key(k)[1] for k in dirty if k.endswith(f"|{NOW}")}
+        if live_queues:
+            now_states = {
+                k: st for k in all_keys if k.endswith(f"|{NOW}") and (st := reader.read(k)) is not None
+            }
+            rows = live_state(now_states, wm, self.cfg)
+            for queue in sorted(live_queues & rows.keys()):
+                live_rec: Record = {"queue": queue, **rows[queue], "updated_at": format_ts(now)}
+                self._emit(batch.live, f"live|{queue}", live_rec, full)
+        if not full:
+            self._live_watermark = wm
+            batch.alerts, self._alerts = self._alerts, []
+        else:
+            batch.active_alerts = self.active_alerts()
         if card_periods:
             biz = reader.business()
             for pk in sorted(card_periods):

@@ -33,6 +33,8 @@ class KpiConfig:
     lcr_threshold: float = 0.10
     car_threshold: float = 0.05
     alert_min_offered: int = 20
+    alert_margin: float = 0.0  # resolve only at or below threshold - margin (hysteresis)
+    alert_min_duration_ms: int = 0  # fire only after the condition has held this long
     queue_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -45,6 +47,7 @@ class KpiConfig:
             "orphan_after_ms",
             "entity_grace_ms",
             "live_max_wait_ms",
+            "alert_min_duration_ms",
         ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:

@@ -20,12 +20,22 @@ class Batch:
     operators: list[Record] = field(default_factory=list)
     queues: list[Record] = field(default_factory=list)
     scorecards: list[Record] = field(default_factory=list)
+    live: list[Record] = field(default_factory=list)  # kpi:live:queue:{queue} records
+    alerts: list[Record] = field(default_factory=list)  # alert transitions, in order
+    active_alerts: list[Record] | None = None  # with `full`: every firing alert (the rest are not)
     full: bool = False
     current_day: str = ""
     current_month: str = ""
 
     def __len__(self) -> int:
-        return len(self.operators) + len(self.queues) + len(self.scorecards)
+        return (
+            len(self.operators)
+            + len(self.queues)
+            + len(self.scorecards)
+            + len(self.live)
+            + len(self.alerts)
+            + (len(self.active_alerts) if self.active_alerts is not None else 0)
+        )
 
 
 @runtime_checkable

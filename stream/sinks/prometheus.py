@@ -30,6 +30,7 @@ class PrometheusSink:
     name = "prometheus"
 
     def __init__(self, metrics: Metrics) -> None:
+        self.alert_labels: set[tuple[str, str, str]] = set()
         self.metrics = metrics
         self.current: dict[str, str] = {"day": "", "month": ""}
         self.op_labels: dict[tuple[str, str], str] = {}  # (operator, period kind) -> strategy label
@@ -119,6 +120,23 @@ class PrometheusSink:
                 cards |= self._scorecard(r)
         if batch.full:  # the complete state: whatever it lacks is gone
             self._drop(lambda _k: True, ops, queues, cards)
+        self._alerts(batch)
+
+    def _alerts(self, batch: Batch) -> None:
+        """callcenter_alert_active{kpi,scope,queue}: 1 while firing, 0 once resolved."""
+        gauge = self.metrics.alert_active
+        if batch.active_alerts is not None:
+            firing = {(r["kpi"], r["scope"], r["queue"]) for r in batch.active_alerts}
+            for labels in list(self.alert_labels):
+                if labels not in firing:
+                    gauge.labels(*labels).set(0)
+            for labels in firing:
+                gauge.labels(*labels).set(1)
+                self.alert_labels.add(labels)
+        for r in batch.alerts:
+            labels = (r["kpi"], r["scope"], r["queue"])
+            gauge.labels(*labels).set(1 if r["status"] == "firing" else 0)
+            self.alert_labels.add(labels)
 
     async def close(self) -> None:
         return None

@@ -54,6 +54,9 @@ def _message(key: str, kind: str, rec: Record) -> str:
     return json.dumps({"key": key, "kind": kind, "record": rec}, separators=(",", ":"))
 
 
+ACTIVE_ALERTS = "kpi:alerts:active"
+
+
 class RedisSink:
     """Writes each batch with one pipeline; raises SinkError when Redis cannot be reached."""
 
@@ -111,6 +114,21 @@ class RedisSink:
             pipe.hset(key, mapping=scorecard_hash(rec))
             self._expire(pipe, key, rec["period_key"])
             pipe.publish(UPDATES_CHANNEL, _message(key, "scorecard", rec))
+
+        for rec in batch.live:
+            key = f"kpi:live:queue:{rec['queue']}"
+            pipe.hset(key, mapping={k: "" if v is None else str(v) for k, v in rec.items() if k != "queue"})
+            pipe.publish(UPDATES_CHANNEL, _message(key, "live", rec))
+        if batch.active_alerts is not None:
+            pipe.delete(ACTIVE_ALERTS)
+            for rec in batch.active_alerts:
+                pipe.hset(ACTIVE_ALERTS, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
+        for rec in batch.alerts:
+            if rec["status"] == "firing":
+                pipe.hset(ACTIVE_ALERTS, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
+            else:
+                pipe.hdel(ACTIVE_ALERTS, rec["alert_id"])
+            pipe.publish(UPDATES_CHANNEL, _message(ACTIVE_ALERTS, "alert", rec))
 
     async def _reset(self) -> None:
         client, self._client = self._client, None

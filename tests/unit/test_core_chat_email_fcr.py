@@ -449,3 +449,35 @@ def test_fcr_window_is_configurable() -> None:
     events = [disp(T0, "A", True, case="K1"), disp(T0 + 2 * DAY_MS, "B", True, case="K1")]
     _, rep = run(events, cfg)
     assert counts(rep, MONTH, "center", None, *FCR) == {"fcr_contacts": 2, "fcr_resolved": 2}
+
+
+def test_repeated_event_id_in_the_same_case_changes_nothing() -> None:
+    d = disp(T0, "A", True, case="K1")
+    again = Event(**{**{f: getattr(d, f) for f in d.__dataclass_fields__}, "ts": T0 + DAY_MS})
+    _, rep = run([d, again])  # same event_id, later ts: it is not a repeat contact, it is nothing
+    assert counts(rep, DAY, "operators", "A", *FCR) == {"fcr_contacts": 1, "fcr_resolved": 1}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: event_id idempotency is kept per entity state (case key), not globally; CONTRACT.md s.1: "
+    "'event_id ... the idempotency key: a repeated event_id changes nothing'",
+)
+def test_repeated_event_id_under_another_case_key_changes_nothing() -> None:
+    """A producer retry that adds case_id to a disposition first sent with customer_id only.
+
+    Same event_id, so by the contract the second delivery changes nothing; the code files it under
+    another case key (case:K1 instead of customer:U1) and counts a second first contact for A.
+    """
+    first = E(
+        ev.CONTACT_DISPOSITION,
+        T0,
+        contact_id="ct-x",
+        channel="call",
+        operator_id="A",
+        resolved=True,
+        customer_id="U1",
+    )
+    retry = Event(**{**{f: getattr(first, f) for f in first.__dataclass_fields__}, "case_id": "K1"})
+    _, rep = run([first, retry])
+    assert counts(rep, DAY, "operators", "A", *FCR) == {"fcr_contacts": 1, "fcr_resolved": 1}
