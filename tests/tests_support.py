@@ -1,0 +1,60 @@
+"""Helpers shared by the integration tests: send events, read a topic (under the test's prefix)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream.core.events import STREAM_OF_TYPE
+from stream.topics import INPUT_TOPICS
+
+
+def _bootstrap(env: dict[str, str]) -> str:
+    return env["KPISTREAM_BROKER"].split("://", 1)[1]
+
+
+async def send_events(env: dict[str, str], events: list[dict[str, Any]]) -> None:
+    """Send contract events to their input topics with the contract's keys."""
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(env), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for e in events:
+            stream = STREAM_OF_TYPE[e["type"]]
+            key_field = {
+                "telephony": "call_id",
+                "chat": "chat_id",
+                "email": "email_id",
+                "agent": "operator_id",
+            }
+            key = e.get(key_field.get(stream, ""), e.get("case_id", e.get("customer_id")))
+            await producer.send(
+                env["KPISTREAM_TOPIC_PREFIX"] + INPUT_TOPICS[stream],
+                value=json.dumps(e).encode(),
+                key=None if key is None else str(key).encode(),
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    env: dict[str, str], topic: str, want: int, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """Every message of a topic from the beginning, until `want` arrived or `timeout` passed."""
+    consumer = AIOKafkaConsumer(
+        env["KPISTREAM_TOPIC_PREFIX"] + topic, bootstrap_servers=_bootstrap(env), auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < want and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                out.extend(json.loads(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return out
