@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import redis
-
 from tests_support import read_topic, send_events
 
 T0 = 1_768_467_600  # 2026-01-15T09:00:00Z, seconds
