@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from schemas.events import format_ts, parse_event
+from schemas.events import MAX_TS_MS, format_ts, parse_event
 from stream.errors import InvalidEvent
 
 __all__ = [
@@ -111,6 +111,13 @@ def localize(dt: datetime, zone: ZoneInfo, notes: Counter[str] | None = None) ->
     raises LineError; one that exists twice (the hour repeated when clocks go back) is taken as the
     first of the two, and counted in `notes`.
     """
+    try:
+        return _localize(dt, zone, notes)
+    except OverflowError:
+        raise LineError("bad_time", f"{dt.isoformat(sep=' ')} is out of range") from None
+
+
+def _localize(dt: datetime, zone: ZoneInfo, notes: Counter[str] | None) -> int:
     if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
         aware = dt.replace(tzinfo=zone, fold=0)
         back = aware.astimezone(UTC).astimezone(zone)
@@ -135,6 +142,8 @@ def check_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def make_event(event_id: str, etype: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
     """A contract event dict with an RFC 3339 UTC timestamp; None-valued fields are left out."""
+    if not 0 <= ts_ms <= MAX_TS_MS:
+        raise LineError("bad_time", f"{etype} time is outside 1970..9999 ({ts_ms} ms since the epoch)")
     out: dict[str, Any] = {"event_id": event_id, "type": etype, "ts": format_ts(ts_ms)}
     out.update({k: v for k, v in fields.items() if v is not None})
     return out
