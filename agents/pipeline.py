@@ -11,22 +11,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
+from agents.batching import WriteBack, run_batched
 from agents.codecs import AGG, ALERT, BUSINESS, ENTITY, TEXT, register_codecs
 from schemas.events import dead_letter, format_ts, parse_event
 from stream.config import Settings
 from stream.core.aggregate import AggregateStore, AggState, split_key
 from stream.core.alerts import ALERT_KPIS, FIRING, AlertState, evaluate, rule_for
 from stream.core.contributions import KIND_OF_STREAM
-from stream.core.engine import Stage1
-from stream.core.entity import Delta, EntityState, is_expired_entity, needs_orphan_report
+from stream.core.engine import Stage1, state_key
+from stream.core.entity import Delta, EntityState, EntityStore, is_expired_entity, needs_orphan_report
 from stream.core.events import Event
 from stream.core.periods import ROLLING
 from stream.core.scorecard import BusinessState
@@ -116,52 +117,70 @@ class Pipeline:
         return table
 
     # ---------------------------------------------------------------- stage 1
-    def _make_ingest(self, stream_name: str) -> Callable[[StreamT[bytes]], AsyncIterator[None]]:
+    def _make_ingest(self, stream_name: str) -> Callable[[Any], AsyncIterator[None]]:
         kind = KIND_OF_STREAM.get(stream_name)
+        settings = self.settings
 
-        async def ingest(stream: StreamT[bytes]) -> AsyncIterator[None]:
-            async for ev in stream.events():
-                await self.ingest_one(stream_name, kind, ev)
+        async def ingest(stream: Any) -> AsyncIterator[None]:
+            async def handle(events: list[EventT[bytes]]) -> None:
+                await self.ingest_batch(stream, stream_name, kind, events)
+
+            async for _ in run_batched(stream, handle, settings.batch_size, settings.batch_within_s):
                 yield None
 
         ingest.__name__ = f"ingest_{stream_name}"
         return ingest
 
-    async def ingest_one(self, stream_name: str, kind: str | None, ev: EventT[bytes]) -> None:
-        msg = ev.message
-        raw = bytes(ev.value) if isinstance(ev.value, bytes | bytearray) else str(ev.value).encode()
-        try:
-            event = parse_event(raw, max_bytes=self.settings.max_message_bytes, stream=stream_name)
-            self.stage1.check_time(event, self.watermark)
-        except InvalidEvent as exc:  # TooLate is one too
-            await self.send_dead_letter(
-                raw, exc.reason, exc.detail, msg.topic, msg.partition, msg.offset, exc.field
-            )
-            return
-        self.metrics.events_total.labels(event.type).inc()
-        if event.ts > self.watermark:
-            self.watermark = event.ts
-        source = f"{msg.topic}:{msg.partition}"
-        if stream_name == "business":
-            value = {"s": source, "o": msg.offset, "wm": self.watermark, "b": event.to_dict()}
-            await self.deltas_topic.send(key=CENTER_AGG_KEY.encode(), value=json.dumps(value).encode())
-            return
-        if kind is None:
-            return
-        deltas = self.stage1.process(event, source, msg.offset)
-        self._keys[(kind, msg.partition)].add(_state_key(event))
-        await self.send_deltas(deltas, source, msg.offset)
-        await self._maybe_sweep_entities(kind, msg.partition, msg.topic)
-
-    async def send_deltas(self, deltas: list[Delta], source: str, offset: int) -> None:
-        by_key: dict[str, list[list[Any]]] = defaultdict(list)
-        for d in deltas:
-            by_key[d.agg_key].append([d.index, d.ts, d.counts])
-        for key, items in by_key.items():
-            value = {"s": source, "o": offset, "wm": self.watermark, "d": items}
-            await self.deltas_topic.send(
-                key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode()
-            )
+    async def ingest_batch(
+        self, stream: Any, stream_name: str, kind: str | None, events: list[EventT[bytes]]
+    ) -> None:
+        """Validate, apply to entity state, and send the coalesced deltas of a batch of messages."""
+        caches: dict[int, WriteBack[EntityState]] = {}
+        last_event: dict[int, EventT[bytes]] = {}
+        items: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
+        business: list[tuple[str, int, dict[str, Any]]] = []
+        types: Counter[str] = Counter()
+        table = self.entity_tables[kind] if kind is not None else None
+        for ev in events:
+            msg = ev.message
+            raw = bytes(ev.value) if isinstance(ev.value, bytes | bytearray) else str(ev.value).encode()
+            try:
+                event = parse_event(raw, max_bytes=self.settings.max_message_bytes, stream=stream_name)
+                self.stage1.check_time(event, self.watermark)
+            except InvalidEvent as exc:  # TooLate is one too
+                await self.send_dead_letter(
+                    raw, exc.reason, exc.detail, msg.topic, msg.partition, msg.offset, exc.field
+                )
+                continue
+            types[event.type] += 1
+            if event.ts > self.watermark:
+                self.watermark = event.ts
+            source = f"{msg.topic}:{msg.partition}"
+            if table is None or kind is None:
+                business.append((source, msg.offset, event.to_dict()))
+                continue
+            cache = caches.get(msg.partition)
+            if cache is None:
+                cache = caches[msg.partition] = WriteBack(table)
+            last_event[msg.partition] = ev
+            key = state_key(event)
+            for d in EntityStore(cache, kind, self.cfg).apply(key, event, source, msg.offset):
+                items[(d.agg_key, source)].append([d.offset, d.index, d.ts, d.counts])
+            self._keys[(kind, msg.partition)].add(key)
+        for t, n in types.items():
+            self.metrics.events_total.labels(t).inc(n)
+        self.metrics.messages_total.labels(f"ingest.{stream_name}").inc(len(events))
+        for partition, cache in caches.items():
+            assert kind is not None
+            await self._sweep_entities(kind, partition, cache, last_event[partition])
+            stream._set_current_event(last_event[partition])  # changelog records go to this partition
+            cache.flush()
+        for (agg_key, source), its in items.items():
+            value = {"s": source, "wm": self.watermark, "i": its}
+            await self.deltas_topic.send(key=agg_key.encode(), value=_dumps(value))
+        for source, offset, event_dict in business:
+            value = {"s": source, "o": offset, "wm": self.watermark, "b": event_dict}
+            await self.deltas_topic.send(key=CENTER_AGG_KEY.encode(), value=_dumps(value))
 
     async def send_dead_letter(
         self,
@@ -180,98 +199,128 @@ class Pipeline:
             value["field"] = field
         await self.dead_topic.send(value=json.dumps(value).encode())
 
-    async def _maybe_sweep_entities(self, kind: str, partition: int, topic: str) -> None:
+    async def _sweep_entities(
+        self, kind: str, partition: int, cache: WriteBack[EntityState], ev: EventT[bytes]
+    ) -> None:
         """Report orphan calls and drop idle entity state of this partition, every few seconds."""
         slot = (kind, partition)
         now = self.clock()
         if now - self._last_sweep.get(slot, 0.0) < SWEEP_EVERY_S:
             return
         self._last_sweep[slot] = now
-        table = self.entity_tables[kind]
         keys = self._keys[slot]
         for key in list(keys):
-            st: EntityState | None = table.get(key)
+            st: EntityState | None = cache.get(key)
             if st is None:
                 keys.discard(key)
                 continue
             if needs_orphan_report(st, self.watermark, self.cfg):
                 st.orphan_reported = True
-                table[key] = st
+                cache[key] = st
                 raw = json.dumps([e.to_dict() for e in st.events]).encode()
                 await self.send_dead_letter(
-                    raw, "orphan", f"call {key!r} has an outcome but no call.offered", topic, partition, None
+                    raw,
+                    "orphan",
+                    f"call {key!r} has an outcome but no call.offered",
+                    ev.message.topic,
+                    partition,
+                    None,
                 )
             if is_expired_entity(st, self.watermark, self.cfg):
-                del table[key]
+                del cache[key]
                 keys.discard(key)
 
     # ---------------------------------------------------------------- stage 2
-    async def _aggregate(self, stream: StreamT[bytes]) -> AsyncIterator[None]:
-        async for ev in stream.events():
-            changed = self.aggregate_one(ev)
-            await self.evaluate_alerts(changed)
+    async def _aggregate(self, stream: Any) -> AsyncIterator[None]:
+        settings = self.settings
+
+        async def handle(events: list[EventT[bytes]]) -> None:
+            await self.aggregate_batch(stream, events)
+
+        async for _ in run_batched(stream, handle, settings.batch_size, settings.batch_within_s):
             yield None
 
-    def aggregate_one(self, ev: EventT[bytes]) -> list[str]:
-        msg = ev.message
+    async def aggregate_batch(self, stream: Any, events: list[EventT[bytes]]) -> list[str]:
+        """Apply a batch of delta messages, partition by partition; then alerts and the publisher."""
+        self.metrics.messages_total.labels("aggregate").inc(len(events))
+        by_partition: dict[int, list[EventT[bytes]]] = defaultdict(list)
+        for ev in events:
+            by_partition[ev.message.partition].append(ev)
+        changed: list[str] = []
+        for partition, evs in by_partition.items():
+            aggs: WriteBack[AggState] = WriteBack(self.agg_table)
+            biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table)
+            alerts: WriteBack[AlertState] = WriteBack(self.alert_table)
+            self.store.table = aggs
+            try:
+                part_changed: list[str] = []
+                for ev in evs:
+                    part_changed.extend(self._apply_deltas(ev, biz_cache))
+                self._keys[("agg", partition)].update(part_changed)
+                self._sweep_aggregates(partition, aggs)
+                await self.evaluate_alerts(part_changed, aggs, alerts)
+            finally:
+                self.store.table = self.agg_table
+            stream._set_current_event(evs[-1])  # changelog records go to this partition
+            aggs.flush()
+            biz_cache.flush()
+            alerts.flush()
+            changed.extend(part_changed)
+        unique = list(dict.fromkeys(changed))
+        for cb in self.on_change:
+            cb(unique)
+        return unique
+
+    def _apply_deltas(self, ev: EventT[bytes], biz_cache: WriteBack[BusinessState]) -> list[str]:
         key = ev.key.decode() if isinstance(ev.key, bytes | bytearray) else str(ev.key)
         value = json.loads(ev.value)
-        self.store.observe(int(value["wm"]))
-        if value["wm"] > self.watermark:
-            self.watermark = int(value["wm"])
-        changed: list[str] = []
+        wm = int(value["wm"])
+        self.store.observe(wm)
+        if wm > self.watermark:
+            self.watermark = wm
         if "b" in value:
-            biz: BusinessState = self.business_table.get(BUSINESS_KEY) or BusinessState()
+            biz: BusinessState = biz_cache.get(BUSINESS_KEY) or BusinessState()
             if biz.apply(Event.from_dict(value["b"])):
-                self.business_table[BUSINESS_KEY] = biz
-                changed.append(BUSINESS_KEY)
-        else:
-            scope, sid = key.split("|", 1)
-            for index, ts, counts in value["d"]:
-                d = Delta(scope, sid, int(ts), counts, value["s"], int(value["o"]), int(index))
-                applied = self.store.apply(d)
-                if applied and scope == "queue" and applied[0].split("|")[-1].startswith("day:"):
-                    self._count_calls(sid, counts)
-                changed.extend(applied)
-        self._keys[("agg", msg.partition)].update(changed)
-        self._sweep_aggregates(msg.partition)
-        for cb in self.on_change:
-            cb(changed)
+                biz_cache[BUSINESS_KEY] = biz
+                return [BUSINESS_KEY]
+            return []
+        scope, sid = key.split("|", 1)
+        source = value["s"]
+        changed: list[str] = []
+        for offset, index, ts, counts in value["i"]:
+            applied = self.store.apply(Delta(scope, sid, int(ts), counts, source, int(offset), int(index)))
+            if applied and scope == "queue" and applied[0].rsplit("|", 1)[1].startswith("day:"):
+                self._count_calls(sid, counts)
+            changed.extend(applied)
         return changed
 
-    async def evaluate_alerts(self, changed: list[str]) -> None:
+    async def evaluate_alerts(
+        self, changed: list[str], aggs: MutableMapping[str, AggState], alerts: MutableMapping[str, AlertState]
+    ) -> None:
         """LCR/CAR alerts of the queues and the centre whose rolling hour changed (event time)."""
-        for key in changed:
+        for key in dict.fromkeys(changed):
             if not key.endswith(f"|{ROLLING}"):
                 continue
             scope, sid, _ = split_key(key)
             if scope not in ("queue", "center"):
                 continue
-            counts = self.store.slid(key, self.agg_table[key]).counts
+            counts = self.store.slid(key, aggs[key]).counts
             queue = sid if scope == "queue" else CENTER_QUEUE
             for kpi in ALERT_KPIS:
                 akey = f"{kpi}|{scope}|{queue}"
-                state: AlertState = self.alert_table.get(akey) or AlertState()
-                new, transition = evaluate(
-                    state,
-                    rule_for(kpi, sid if scope == "queue" else None, self.cfg),
-                    scope,
-                    queue,
-                    counts,
-                    self.store.watermark,
-                )
+                state: AlertState = alerts.get(akey) or AlertState()
+                rule = rule_for(kpi, sid if scope == "queue" else None, self.cfg)
+                new, transition = evaluate(state, rule, scope, queue, counts, self.store.watermark)
                 if transition is not None:
                     record = transition.to_json(format_ts)
                     if new.status == FIRING:
                         new = AlertState(new.status, new.since, new.alert_id, record)
-                    self.alert_table[akey] = new
-                    await self.alerts_topic.send(
-                        key=record["alert_id"].encode(), value=json.dumps(record).encode()
-                    )
+                    alerts[akey] = new
+                    await self.alerts_topic.send(key=record["alert_id"].encode(), value=_dumps(record))
                     for cb in self.on_alert:
                         cb(record)
                 elif new != state:
-                    self.alert_table[akey] = new
+                    alerts[akey] = new
 
     def active_alerts(self) -> list[dict[str, Any]]:
         """The firing alerts of this worker's partitions (their firing messages)."""
@@ -283,16 +332,15 @@ class Pipeline:
             if n > 0:
                 self.metrics.calls_total.labels(queue, outcome).inc(n)
 
-    def _sweep_aggregates(self, partition: int) -> None:
+    def _sweep_aggregates(self, partition: int, aggs: MutableMapping[str, AggState]) -> None:
         slot = ("agg", partition)
         now = self.clock()
         if now - self._last_sweep.get(slot, 0.0) < SWEEP_EVERY_S:
             return
         self._last_sweep[slot] = now
         keys = self._keys[slot]
-        expired = set(self.store.expired_keys()) & keys
-        for k in expired:
-            del self.agg_table[k]
+        for k in set(self.store.expired_keys()) & keys:
+            del aggs[k]
             keys.discard(k)
 
     # ---------------------------------------------------------------- reads
@@ -305,10 +353,8 @@ class Pipeline:
         return biz or BusinessState()
 
 
-def _state_key(event: Event) -> str:
-    from stream.core.engine import state_key
-
-    return state_key(event)
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def make_app(settings: Settings) -> faust.App:
@@ -335,6 +381,9 @@ def make_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         topic_disable_leader=True,
         producer_acks=-1,
+        # Deltas and changelog records are many and small: let the producer batch them for a few ms.
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
         table_standby_replicas=0,
         processing_guarantee="at_least_once",
         logging_config=None,

@@ -8,6 +8,7 @@ from faust import web
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents.pipeline import Pipeline
+from agents.wallboard import install_wallboard
 from stream.core.engine import group_by_period, period_report
 from stream.strategies import StrategyBook
 
@@ -45,6 +46,8 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
             "periods": {pk: period_report(pk, data[pk], strategy, pipeline.cfg, biz) for pk in sorted(data)},
         }
         return self.json(body)
+
+    install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
 
 
 def _empty() -> Any:

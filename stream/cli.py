@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.devenv.command",
     "stream.commands.demo",
     "stream.commands.importers",
+    "stream.commands.bench",
 )
 
 

@@ -42,6 +42,8 @@ class Settings:
     store: str = "memory://"
     max_message_bytes: int = 65536
     flush_interval_s: float = 1.0
+    batch_size: int = 2000  # messages a worker agent takes at once at most
+    batch_within_s: float = 0.05  # and waits at most this long for them
     rebalance_timeout_s: float = 3.0
     topic_prefix: str = ""
     fund_amount: str = ""

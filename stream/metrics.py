@@ -28,6 +28,8 @@ class Metrics:
     dead_letters_total: Counter
     sink_errors_total: Counter
     scorecard: Gauge
+    messages_total: Counter
+    offered_calls: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -60,6 +62,15 @@ class Metrics:
             ),
             sink_errors_total=Counter(
                 "kpistream_sink_errors", "failed writes to an output sink", ["sink"], registry=r
+            ),
+            messages_total=Counter(
+                "kpistream_messages", "messages processed by each worker agent", ["agent"], registry=r
+            ),
+            offered_calls=Gauge(
+                "callcenter_offered_calls",
+                "offered calls, short abandons excluded: the denominator of SL, LCR and CAR",
+                ["scope", "queue", "period"],
+                registry=r,
             ),
             scorecard=Gauge(
                 "callcenter_scorecard_value",

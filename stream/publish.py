@@ -296,7 +296,7 @@ class Publisher:
             scope, sid, pk = split_key(key)
             if scope == OP:
                 ops_by_period[pk].append(sid)
-            if pk != ROLLING:
+            if pk not in (ROLLING, NOW):
                 periods.add(pk)
         op_periods: set[str] = set()
         card_periods: set[str] = set()

@@ -60,6 +60,7 @@ class PrometheusSink:
             if kind_matches(labels[2]) and labels not in keep_queues:
                 for name in names:
                     _remove(m.kpi[name], *labels)
+                _remove(m.offered_calls, *labels)
                 del self.queue_labels[labels]
         for labels in list(self.scorecard_labels):
             if kind_matches(labels[2]) and labels not in keep_cards:
@@ -90,6 +91,8 @@ class PrometheusSink:
             else:
                 self.metrics.kpi[name].labels(*labels).set(float(v))
                 names.add(name)
+        # The denominator of SL, LCR and CAR, so alert rules can require a minimum volume.
+        self.metrics.offered_calls.labels(*labels).set(float(rec["counts"].get("offered", 0)))
         return labels
 
     def _scorecard(self, rec: Record) -> set[tuple[str, str, str]]:

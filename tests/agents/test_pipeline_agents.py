@@ -54,7 +54,8 @@ class Harness:
 @pytest.fixture()
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     settings = load_settings(
-        env={}, overrides={"partitions": 1, "data_dir": str(tmp_path), "app_id": "kpi-agents"}
+        env={},
+        overrides={"partitions": 1, "data_dir": str(tmp_path), "app_id": "kpi-agents", "batch_size": 1},
     )
     pipeline = Pipeline(settings)
     pipeline.app.finalize()

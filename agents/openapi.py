@@ -1,0 +1,328 @@
+"""The OpenAPI 3.1 description of the worker's JSON API (served at /api/v1/openapi.json).
+
+Written by hand, but the records inside the responses reuse the output messages' JSON Schemas
+(schemas/outputs.py), so the API, the Kafka topics and their docs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from schemas.outputs import alert_schema, queue_kpis_schema, scorecard_schema
+from stream.core.kpis import OPERATOR_KPIS
+
+PERIOD_KEY = "^(rolling|day:[0-9]{4}-[0-9]{2}-[0-9]{2}|month:[0-9]{4}-[0-9]{2})$"
+COLOUR = {"enum": ["green", "amber", "red", None], "description": "null: the KPI is undefined."}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _obj(props: dict[str, Any], description: str = "", *, closed: bool = True) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": "object", "required": list(props), "properties": props}
+    if closed:
+        s["additionalProperties"] = False
+    if description:
+        s["description"] = description
+    return s
+
+
+def _record(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output message's JSON Schema as an OpenAPI 3.1 schema object (dialect keyword dropped)."""
+    s = copy.deepcopy(schema)
+    s.pop("$schema", None)
+    return s
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "503": _json(_ref("Error"), "Redis cannot be reached: the page shows its last data as stale."),
+}
+
+
+def _get(
+    op_id: str,
+    summary: str,
+    description: str,
+    ok: dict[str, Any],
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    errors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "description": description,
+        "responses": {"200": ok, **(errors or {})},
+    }
+    if parameters:
+        op["parameters"] = parameters
+    return {"get": op}
+
+
+def _period_param(kinds: list[str], default: str) -> dict[str, Any]:
+    return {
+        "name": "period",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": kinds, "default": default},
+        "description": "rolling: the last 60 minutes of event time; day: today; month: this month.",
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    ratio = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    band = _obj(
+        {
+            "green": {"type": "number"},
+            "red": {"type": "number"},
+            "direction": {"enum": ["higher_is_better", "lower_is_better"]},
+        },
+        "Green at or better than `green`, red worse than `red`, amber between.",
+    )
+    kpi_colours = _obj(dict.fromkeys(("sl", "lcr", "car", "answer_rate"), COLOUR))
+    by_period = {"rolling": None, "day": None, "month": None}
+    queue_row = _obj(
+        {
+            "scope": {"enum": ["queue", "center"]},
+            "queue": {"type": "string", "minLength": 1},
+            "bands": _obj(dict.fromkeys(("sl", "lcr", "car", "answer_rate", "longest_wait_s"), _ref("Band"))),
+            "periods": _obj(
+                {k: _nullable(_ref("QueueKpis")) for k in by_period},
+                "The published record of each period; null when nothing was published for it.",
+            ),
+            "status": _obj(
+                {k: _nullable(kpi_colours) for k in by_period},
+                "Colour of each KPI by period, from `bands`.",
+            ),
+        }
+    )
+    period_keys = _obj(
+        {
+            "rolling": {"const": "rolling"},
+            "day": {"type": ["string", "null"], "pattern": "^day:[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+            "month": {"type": ["string", "null"], "pattern": "^month:[0-9]{4}-[0-9]{2}$"},
+        },
+        "The current periods: the newest day and month present in Redis (event time).",
+    )
+    entry = _obj(
+        {
+            "rank": {"type": "integer", "minimum": 1, "description": "Equal F share a rank."},
+            "operator_id": {"type": "string", "minLength": 1},
+            "f": {"type": "number", "description": "The score F of CONTRACT.md section 3."},
+            "fund_share": {**ratio, "description": "Share of the period's bonus fund; null if the sum is 0."},
+            "strategy": {"type": ["string", "null"]},
+            "kpis": _obj(dict.fromkeys(OPERATOR_KPIS, ratio)),
+            "presented": {"type": "integer", "description": "Calls presented to the operator."},
+            "updated_at": {"type": ["string", "null"], "format": "date-time"},
+        }
+    )
+    entry["properties"]["bonus"] = {"type": ["number", "null"], "description": "With KPISTREAM_FUND_AMOUNT."}
+    live = _obj(
+        {
+            "queue": {"type": "string", "minLength": 1},
+            **{
+                k: {"type": "integer", "minimum": 0}
+                for k in (
+                    "waiting",
+                    "longest_wait_s",
+                    "chats_waiting",
+                    "emails_open",
+                    "emails_overdue",
+                    "agents_available",
+                    "agents_busy",
+                    "agents_wrap_up",
+                    "agents_paused",
+                )
+            },
+            "updated_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+        "One queue's floor now (`kpi:live:queue:{queue}`); longest_wait_s is the oldest waiting call.",
+    )
+    return {
+        "QueueKpis": _record(queue_kpis_schema()),
+        "Scorecard": _record(scorecard_schema()),
+        "Alert": _record(alert_schema()),
+        "Band": band,
+        "PeriodKeys": period_keys,
+        "QueueRow": queue_row,
+        "QueuesResponse": _obj(
+            {
+                "period_keys": _ref("PeriodKeys"),
+                "center": _ref("QueueRow"),
+                "queues": {"type": "array", "items": _ref("QueueRow")},
+                "thresholds": _obj(
+                    {
+                        "sl_threshold_s": {"type": "number", "description": "T of the service level."},
+                        "email_threshold_s": {
+                            "type": "number",
+                            "description": "An e-mail is late after this.",
+                        },
+                        "alert_min_offered": {"type": "integer", "description": "Calls needed for an alert."},
+                    }
+                ),
+                "generated_at": {"type": "string", "format": "date-time"},
+            }
+        ),
+        "LeaderboardEntry": entry,
+        "LeaderboardResponse": _obj(
+            {
+                "period": {"enum": ["rolling", "day", "month"]},
+                "period_key": {"type": ["string", "null"], "pattern": PERIOD_KEY},
+                "count": {"type": "integer", "minimum": 0, "description": "Operators on the board."},
+                "operators": {"type": "array", "items": _ref("LeaderboardEntry")},
+            }
+        ),
+        "LiveQueue": live,
+        "LiveResponse": _obj({"queues": {"type": "array", "items": _ref("LiveQueue")}}),
+        "AlertsResponse": _obj(
+            {"alerts": {"type": "array", "items": _ref("Alert"), "description": "Oldest first."}}
+        ),
+        "ScorecardResponse": _obj(
+            {
+                "period": {"enum": ["day", "month"]},
+                "period_key": {"type": ["string", "null"]},
+                "scorecard": _nullable(_ref("Scorecard")),
+                "status": _obj(
+                    dict.fromkeys(
+                        (
+                            "customer.fcr",
+                            "finance.cost_per_order",
+                            "operations.answer_rate",
+                            "growth.attrition_month",
+                            "growth.attrition_12m",
+                        ),
+                        COLOUR,
+                    ),
+                    "green: healthy, amber: watch, red: unhealthy, null: no target or no data.",
+                ),
+            }
+        ),
+        "PeriodsResponse": _obj(
+            {
+                "strategy": {"type": "object"},
+                "watermark": {"type": "integer", "description": "Newest event time seen (ms)."},
+                "periods": {"type": "object", "description": "As `kpistream report --format json`."},
+            },
+            "This worker's own tables, not Redis.",
+            closed=False,
+        ),
+        "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}}),
+    }
+
+
+@cache
+def _document() -> dict[str, Any]:
+    bad = {"400": _json(_ref("Error"), "A query parameter is out of range.")}
+    paths: dict[str, Any] = {
+        "/api/v1/queues": _get(
+            "getQueues",
+            "KPIs per queue and for the centre",
+            "SL, LCR, CAR, answer rate, FCR, FAC, RT and their counts for the rolling hour, the current "
+            "day and month (from `kpi:queue:*` and `kpi:center:*`), with the wallboard's colour bands.",
+            _json(_ref("QueuesResponse"), "Every queue with a published record or a live state."),
+            errors=_ERRORS,
+        ),
+        "/api/v1/leaderboard": _get(
+            "getLeaderboard",
+            "Operators ranked by F",
+            "From `kpi:leaderboard:{period_key}` and each operator's `kpi:op:*` hash.",
+            _json(_ref("LeaderboardResponse"), "Highest F first."),
+            parameters=[
+                _period_param(["rolling", "day", "month"], "rolling"),
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                },
+            ],
+            errors={**bad, **_ERRORS},
+        ),
+        "/api/v1/live": _get(
+            "getLive",
+            "The floor now, per queue",
+            "Every `kpi:live:queue:*` hash.",
+            _json(_ref("LiveResponse"), "Sorted by queue."),
+            errors=_ERRORS,
+        ),
+        "/api/v1/alerts": _get(
+            "getAlerts",
+            "Firing alerts",
+            "Every alert in `kpi:alerts:active` (LCR or CAR above threshold over the rolling hour).",
+            _json(_ref("AlertsResponse"), "Oldest first."),
+            errors=_ERRORS,
+        ),
+        "/api/v1/scorecard": _get(
+            "getScorecard",
+            "Balanced scorecard",
+            "`kpi:scorecard:{period_key}` of today or this month, with healthy/unhealthy colours.",
+            _json(_ref("ScorecardResponse"), "scorecard is null before anything was published."),
+            parameters=[_period_param(["day", "month"], "day")],
+            errors={**bad, **_ERRORS},
+        ),
+        "/api/v1/periods": _get(
+            "getPeriods",
+            "This worker's aggregates",
+            "The JSON of `kpistream report` (plus `rolling`) from this worker's tables.",
+            _json(_ref("PeriodsResponse"), "Every period this worker holds."),
+        ),
+        "/api/v1/events": _get(
+            "getEvents",
+            "Live updates (server-sent events)",
+            "Every message of the Redis channel `kpi:updates` as a `message` event (data: "
+            '`{"key", "kind", "record"}`, kind operator, queue, center, scorecard, live or alert); '
+            "a `: keep-alive` comment every 15 s; `event: stale` (data `{since, error}`) while Redis "
+            "is unreachable and `event: fresh` when subscribed.",
+            {
+                "description": "An endless event stream.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+        ),
+        "/api/v1/openapi.json": _get(
+            "getOpenapi",
+            "This document",
+            "OpenAPI 3.1.",
+            _json({"type": "object"}, "The OpenAPI document."),
+        ),
+        "/wallboard": _get(
+            "getWallboard",
+            "The wallboard page",
+            "A self-contained page for a TV; updates live from /api/v1/events.",
+            {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}},
+        ),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "kpistream worker API",
+            "version": "1.0.0",
+            "description": "Read-only JSON over the published truth in Redis (CONTRACT.md section 5), "
+            "for wallboards and dashboards. Numbers are fractions (0.9 is 90 %); an undefined KPI is null.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {"schemas": _schemas()},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may change it)."""
+    return copy.deepcopy(_document())
+
+
+def response_schema(path: str, status: str = "200") -> dict[str, Any]:
+    """The JSON schema of a path's response, with the document's components for `$ref`s (tests)."""
+    doc = _document()
+    schema = doc["paths"][path]["get"]["responses"][status]["content"]["application/json"]["schema"]
+    return {**copy.deepcopy(schema), "components": copy.deepcopy(doc["components"])}
