@@ -6,6 +6,7 @@ from typing import Any
 
 from faust import web
 from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
@@ -30,7 +31,16 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
         return self.json({"ready": ready}, status=200 if ready else 503)
 
     # Faust's own sensors (messages, events, tables, commits) on our registry: one /metrics page.
-    setup_prometheus_sensors(app, pattern="/metrics", registry=pipeline.metrics.registry, name_prefix="faust")
+    if pipeline.settings.faust_sensors:
+        setup_prometheus_sensors(
+            app, pattern="/metrics", registry=pipeline.metrics.registry, name_prefix="faust"
+        )
+    else:
+
+        @app.page("/metrics")
+        async def metrics(self: web.View, request: web.Request) -> web.Response:
+            body = generate_latest(pipeline.metrics.registry)
+            return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/api/v1/periods")
     async def periods(self: web.View, request: web.Request) -> web.Response:

@@ -160,7 +160,7 @@ def _fmt(v: Any, unit: str = "") -> str:
     if isinstance(v, bool):
         return "yes" if v else "NO"
     if isinstance(v, float):
-        text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}"
+        text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
         return f"{text}{unit}"
     return f"{v}{unit}"
 
@@ -172,6 +172,15 @@ def render_table(result: Mapping[str, Any]) -> str:
     rows: list[tuple[str, str, str]] = []
 
     def add(label: str, path: str, unit: str = "", note: str = "") -> None:
+        run = path.rsplit(".", 1)[0]
+        if _get(f, f"{run}.complete") is False:
+            note = (
+                "INCOMPLETE: Redis totals differ from the Engine's"
+                if run.startswith("throughput")
+                else ("INCOMPLETE: time cap hit")
+            )
+        if _get(f, f"{run}.skipped"):
+            note = str(_get(f, f"{run}.skipped"))
         rows.append((label, _fmt(_get(f, path), unit), note))
 
     add("worker, all streams", "throughput.worker.events_per_s", " ev/s")
