@@ -41,9 +41,12 @@ def test_cli_csv_and_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score", "--kpis", str(PAPER), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [float(r["f"]) for r in rows] == PAPER_F and rows[0]["bonus"] == ""
-    assert main(["score", "--kpis", str(PAPER)]) == 0
+    assert main(["score", "--kpis", str(PAPER), "--format", "table"]) == 0
     table = capsys.readouterr().out
     assert "op-1      5.83   18.0%" in table
+    assert main(["score", "--kpis", str(PAPER)]) == 0  # JSON by default, like report
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["operators"]["op-1"]["f"] == 5.83 and doc["strategy"]["name"] == "strategy-1"
 
 
 def test_weights_fractions_and_empty_cells() -> None:
