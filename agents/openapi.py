@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from schemas.outputs import alert_schema, queue_kpis_schema, scorecard_schema
+from stream.core.engine import LIVE_FIELDS
 from stream.core.kpis import OPERATOR_KPIS
 
 PERIOD_KEY = "^(rolling|day:[0-9]{4}-[0-9]{2}-[0-9]{2}|month:[0-9]{4}-[0-9]{2})$"
@@ -131,20 +132,7 @@ def _schemas() -> dict[str, Any]:
     live = _obj(
         {
             "queue": {"type": "string", "minLength": 1},
-            **{
-                k: {"type": "integer", "minimum": 0}
-                for k in (
-                    "waiting",
-                    "longest_wait_s",
-                    "chats_waiting",
-                    "emails_open",
-                    "emails_overdue",
-                    "agents_available",
-                    "agents_busy",
-                    "agents_wrap_up",
-                    "agents_paused",
-                )
-            },
+            **{k: {"type": "integer", "minimum": 0} for k in LIVE_FIELDS},
             "updated_at": {"type": ["string", "null"], "format": "date-time"},
         },
         "One queue's floor now (`kpi:live:queue:{queue}`); longest_wait_s is the oldest waiting call.",

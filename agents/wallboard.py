@@ -29,6 +29,7 @@ from stream.config import mask_secrets
 from stream.core.alerts import rule_for
 from stream.core.config import KpiConfig
 from stream.core.counts import QUEUE_COUNT_FIELDS
+from stream.core.engine import LIVE_FIELDS
 from stream.core.kpis import OPERATOR_KPIS, QUEUE_KPIS
 from stream.core.outputs import iso_ms
 from stream.core.periods import ROLLING
@@ -41,17 +42,7 @@ ACTIVE_ALERTS = "kpi:alerts:active"
 LIVE_PREFIX = "kpi:live:queue:"
 CENTER_QUEUE = "_center"
 PERIODS: tuple[str, ...] = ("rolling", "day", "month")
-LIVE_INT_FIELDS: tuple[str, ...] = (
-    "waiting",
-    "longest_wait_s",
-    "chats_waiting",
-    "emails_open",
-    "emails_overdue",
-    "agents_available",
-    "agents_busy",
-    "agents_wrap_up",
-    "agents_paused",
-)
+LIVE_INT_FIELDS: tuple[str, ...] = LIVE_FIELDS  # every field of live_state is an integer
 #: Wallboard-only target of the scorecard's customer dimension (the contract sets none): the common
 #: contact-centre benchmark is 70-75 % first contact resolution.
 FCR_GREEN = 0.70

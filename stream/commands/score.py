@@ -40,7 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--kpis", required=True, metavar="FILE.csv", help="the KPI table ('-' = stdin)")
     add_strategy_args(p)
     p.add_argument("--fund", metavar="AMOUNT", help="the bonus fund to share out")
-    p.add_argument("--format", choices=("json", "table", "csv"), default="json", help="output format (default json, like report)")
+    p.add_argument(
+        "--format",
+        choices=("json", "table", "csv"),
+        default="json",
+        help="output format (default json, like report)",
+    )
     p.add_argument("--config", metavar="FILE.toml", help="settings file")
     p.set_defaults(func=run)
 

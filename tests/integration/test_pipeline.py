@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
+from tests_support import read_topic
 
 from stream.simulator import SimConfig, generate, iter_jsonl
 
@@ -41,25 +42,6 @@ async def send_raw(env: dict[str, str], topic: str, items: list[tuple[bytes | No
             await producer.send_and_wait(env["KPISTREAM_TOPIC_PREFIX"] + topic, value=value, key=key)
     finally:
         await producer.stop()
-
-
-async def read_topic(
-    env: dict[str, str], topic: str, want: int, timeout: float = 60.0
-) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        env["KPISTREAM_TOPIC_PREFIX"] + topic, bootstrap_servers=bootstrap(env), auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(out) < want and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                out.extend(json.loads(r.value) for r in records)
-    finally:
-        await consumer.stop()
-    return out
 
 
 def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
@@ -109,7 +91,7 @@ def _dead_letter_roundtrip(worker_env: Any, start_worker: Any, broker_url: str) 
         }
     ).encode()
     asyncio.run(send_raw(env, "events.telephony", [*bad, (b"c9", good), (b"c9", answered)]))
-    letters = asyncio.run(read_topic(env, "kpi.dead-letters", len(bad)))
+    letters = asyncio.run(read_topic(env, "kpi.dead-letters", want=len(bad), timeout=60))
     reasons = sorted(d["reason"] for d in letters)
     assert reasons == ["bad_timestamp", "invalid_json", "missing_field", "unknown_type"]
     for d in letters:
