@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.commands.strategy",
     "stream.devenv.command",
     "stream.commands.demo",
+    "stream.commands.simulate",
     "stream.commands.importers",
     "stream.commands.bench",
 )

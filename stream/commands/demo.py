@@ -1,7 +1,9 @@
 """`kpistream demo`: broker, Redis, a worker and the simulator together, on loopback; Ctrl-C stops all.
 
 The broker and Redis come from `kpistream dev` (Apache Kafka where Java 17 is present, else the
-embedded Tansu); KPISTREAM_BROKER / KPISTREAM_REDIS_URL pointing elsewhere are used instead.
+embedded Tansu); KPISTREAM_BROKER / KPISTREAM_REDIS_URL pointing elsewhere are used instead. The
+simulator plays a working day from today's 08:00 in the configured zone (KPISTREAM_TZ), paced by
+`--speed`; every few seconds a line shows what was sent and the centre's rolling hour.
 """
 
 from __future__ import annotations
@@ -18,32 +20,44 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from stream.devenv.process import free_port
+from stream.commands.simulate import send_paced, start_of
+from stream.config import load_settings
+from stream.devenv.process import free_port, stop_pid
 from stream.devenv.services import new_broker, new_redis, pick_broker_kind
 from stream.errors import KpiStreamError
 from stream.simulator import SimConfig, generate
+
+DEFAULT = SimConfig()
+REPORT_EVERY_S = 5.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="run the whole pipeline locally, fed by the traffic simulator",
-        description="Start a local broker and Redis, a worker and the simulator; print the URLs; "
-        "Ctrl-C stops everything that was started.",
+        description="Start a local broker and Redis, a worker and the simulator (a working day from "
+        "today's 08:00); print the URLs and, every few seconds, the centre's rolling KPIs. Ctrl-C or "
+        "--duration stops everything that was started.",
     )
     p.add_argument("--data-dir", default=".kpistream/demo", help="where the demo keeps its services' data")
     p.add_argument(
         "--broker", choices=("auto", "kafka", "tansu"), default="auto", help="embedded broker kind"
     )
     p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)")
-    p.add_argument("--hours", type=float, default=10.0, help="simulated hours of traffic (default 10)")
+    p.add_argument("--hours", type=float, default=12.0, help="simulated hours from 08:00 (default 12)")
     p.add_argument("--seed", type=int, default=7, help="simulator seed")
-    p.add_argument("--operators", type=int, default=20, help="simulated operators")
-    p.add_argument("--calls-per-hour", type=float, default=400.0, help="simulated call arrivals per hour")
+    p.add_argument("--operators", type=int, default=DEFAULT.operators, help="operators on the roster")
     p.add_argument(
-        "--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)"
+        "--calls-per-hour", type=float, default=DEFAULT.calls_per_hour, help="call arrivals at the peak hour"
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds of traffic (0 = until Ctrl-C)",
     )
     p.add_argument("--web-port", type=int, default=0, help="worker web port (default: a free one)")
     p.set_defaults(func=run)
@@ -53,82 +67,51 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-async def _feed(
-    bootstrap: str, prefix: str, events: list[dict[str, Any]], speed: float, stop: asyncio.Event
-) -> int:
-    """Send the events paced by their event time divided by `speed`."""
-    from aiokafka import AIOKafkaProducer
-
-    from schemas.events import parse_event
-    from stream.core.events import STREAM_OF_TYPE
-    from stream.topics import INPUT_TOPICS
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
-    await producer.start()
-    sent = 0
-    try:
-        t0_event = parse_event(json.dumps(events[0])).ts
-        t0_real = time.monotonic()
-        for e in events:
-            if stop.is_set():
-                break
-            raw = json.dumps(e, separators=(",", ":")).encode()
-            ev = parse_event(raw)
-            due = t0_real + (ev.ts - t0_event) / 1000 / speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                if stop.is_set():
-                    break
-            stream = STREAM_OF_TYPE[ev.type]
-            key = None if stream == "business" else ev.entity_key.encode()
-            await producer.send(prefix + INPUT_TOPICS[stream], value=raw, key=key)
-            sent += 1
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent
+def _pct(v: Any) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
 def _center(port: int) -> str:
+    """The centre's rolling hour as the worker computes it."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/periods", timeout=3) as r:
             body = json.loads(r.read())
     except (OSError, ValueError):
-        return "worker not answering yet"
-    rolling = body["periods"].get("rolling", {}).get("center", {})
+        return "worker not answering"
+    rolling = body.get("periods", {}).get("rolling", {}).get("center", {})
     k, c = rolling.get("kpis", {}), rolling.get("counts", {})
-
-    def pct(v: Any) -> str:
-        return "n/a" if v is None else f"{100 * v:.1f}%"
-
     return (
-        f"rolling hour: offered {c.get('offered', 0)}  SL {pct(k.get('sl'))}  LCR {pct(k.get('lcr'))}  "
-        f"CAR {pct(k.get('car'))}  FCR {pct(k.get('fcr'))}"
+        f"rolling hour: offered {c.get('offered', 0)}  SL {_pct(k.get('sl'))}  LCR {_pct(k.get('lcr'))}  "
+        f"CAR {_pct(k.get('car'))}  FCR {_pct(k.get('fcr'))}"
     )
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     started: list[Any] = []
     worker: subprocess.Popen[bytes] | None = None
-    stop = asyncio.Event()
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a kill from outside cleans up like Ctrl-C
     try:
+        settings = load_settings(toml_path=os.environ.get("KPISTREAM_CONFIG") or None)
+        data_dir.mkdir(parents=True, exist_ok=True)
         broker_url = os.environ.get("KPISTREAM_BROKER")
         if not broker_url:
             kind = pick_broker_kind(args.broker)
             _say(f"starting {'Apache Kafka' if kind == 'kafka' else 'Tansu (memory only)'} ...")
             broker = new_broker(kind, data_dir / kind)
-            broker.start(timeout=180)
             started.append(broker)
+            broker.start(timeout=180)
             broker_url = broker.url
         redis_url = os.environ.get("KPISTREAM_REDIS_URL")
         if not redis_url:
             _say("starting Redis ...")
             redis = new_redis(data_dir / "redis")
-            redis.start(timeout=30)
             started.append(redis)
+            redis.start(timeout=30)
             redis_url = redis.url
         port = args.web_port or free_port()
         run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -142,80 +125,107 @@ def run(args: argparse.Namespace) -> int:
             KPISTREAM_TOPIC_PREFIX=f"demo-{run_id}.",
             KPISTREAM_REBALANCE_TIMEOUT_S="2",
         )
-        log = (data_dir / "worker.log").open("ab")
         _say("starting the worker ...")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise KpiStreamError(f"the worker exited; see {data_dir / 'worker.log'}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    if json.loads(r.read()).get("ready"):
-                        break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise KpiStreamError(f"the worker did not become ready; see {data_dir / 'worker.log'}")
-        base = f"http://127.0.0.1:{port}"
-        print(f"wallboard:  {base}/wallboard", flush=True)
-        print(f"KPIs (JSON): {base}/api/v1/periods", flush=True)
-        print(f"metrics:    {base}/metrics", flush=True)
-        print(f"Redis:      {redis_url}", flush=True)
-        today = datetime.now(UTC).strftime("%Y-%m-%d")
-        events = generate(
-            SimConfig(
-                seed=args.seed,
-                start=f"{today}T08:00:00+00:00",
-                hours=args.hours,
-                operators=args.operators,
-                calls_per_hour=args.calls_per_hour,
+        with (data_dir / "worker.log").open("ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # stopped by us, after the feeder, not by the terminal's Ctrl-C
             )
+        _wait_ready(worker, port, data_dir)
+        base = f"http://127.0.0.1:{port}"
+        print(f"wallboard:   {base}/wallboard", flush=True)
+        print(f"KPIs (JSON): {base}/api/v1/periods", flush=True)
+        print(f"metrics:     {base}/metrics", flush=True)
+        print(f"Redis:       {redis_url}", flush=True)
+        cfg = SimConfig(
+            seed=args.seed,
+            start=start_of(None, settings.tz),
+            hours=args.hours,
+            operators=args.operators,
+            calls_per_hour=args.calls_per_hour,
+            tz=settings.tz,
         )
-        _say(f"simulating {args.hours:g} hours ({len(events)} events) at {args.speed:g}x; Ctrl-C stops")
-        return asyncio.run(
-            _drive(broker_url.split("://", 1)[1], env["KPISTREAM_TOPIC_PREFIX"], events, args, port, stop)
+        events = generate(cfg)
+        _say(
+            f"simulating {args.hours:g} h from {cfg.start} ({len(events)} events, {cfg.operators} operators, "
+            f"{cfg.calls_per_hour:g} calls/h at the peak) at {args.speed:g}x; Ctrl-C stops"
         )
+        bootstrap = broker_url.split("://", 1)[1]
+        return asyncio.run(_drive(bootstrap, env["KPISTREAM_TOPIC_PREFIX"], events, args, port, settings.tz))
     except KeyboardInterrupt:
         return 130
     except KpiStreamError as exc:
         _say(f"kpistream demo: {exc}")
         return 2
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        # Cleanup must finish: a second Ctrl-C or SIGTERM does not cut it short (every stop is bounded).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if worker is not None:
+            stop_pid(worker.pid, 30, worker)
         for service in reversed(started):
             service.stop()
         _say("stopped everything the demo started")
 
 
+def _wait_ready(worker: subprocess.Popen[bytes], port: int, data_dir: Path) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise KpiStreamError(f"the worker exited; see {data_dir / 'worker.log'}")
+        with (
+            contextlib.suppress(OSError, ValueError),
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r,
+        ):
+            if json.loads(r.read()).get("ready"):
+                return
+        time.sleep(0.5)
+    raise KpiStreamError(f"the worker did not become ready; see {data_dir / 'worker.log'}")
+
+
 async def _drive(
-    bootstrap: str,
-    prefix: str,
-    events: list[dict[str, Any]],
-    args: argparse.Namespace,
-    port: int,
-    stop: asyncio.Event,
+    bootstrap: str, prefix: str, events: list[dict[str, Any]], args: argparse.Namespace, port: int, tz: str
 ) -> int:
+    """Feed the events, report every few seconds, stop on a signal, at --duration or never by itself."""
+    from zoneinfo import ZoneInfo
+
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    feeder = asyncio.create_task(_feed(bootstrap, prefix, events, args.speed, stop))
+    state = {"sent": 0, "ts": 0}
+
+    def progress(sent: int, ts_ms: int) -> None:
+        state["sent"], state["ts"] = sent, ts_ms
+
+    feeder = asyncio.create_task(send_paced(bootstrap, prefix, events, args.speed, stop, progress))
     started = time.monotonic()
+    announced = False
+    zone = ZoneInfo(tz)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=5)
-        _say(_center(port))
+            await asyncio.wait_for(stop.wait(), timeout=REPORT_EVERY_S)
+        if feeder.done() and feeder.exception() is not None:
+            stop.set()
+            break
+        clock = (
+            datetime.fromtimestamp(state["ts"] / 1000, tz=zone).strftime("%H:%M") if state["ts"] else "--:--"
+        )
+        _say(f"{state['sent']}/{len(events)} events sent, simulated {clock}  |  {_center(port)}")
+        if feeder.done() and not announced:
+            announced = True
+            _say("the simulated day is over; the wallboard stays up until Ctrl-C")
         if args.duration and time.monotonic() - started >= args.duration:
             stop.set()
-    sent = await feeder
+    try:
+        sent = await feeder
+    except Exception as exc:  # the broker went away: report it, then clean up as usual
+        _say(f"sending stopped: {type(exc).__name__}: {exc}")
+        return 1
     _say(f"sent {sent} events")
     return 0

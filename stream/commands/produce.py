@@ -11,8 +11,9 @@ from pathlib import Path
 from schemas.events import parse_event
 from stream.commands.worker import add_settings_args, settings_from_args
 from stream.config import Settings
+from stream.core.events import Event
 from stream.errors import InvalidEvent, KpiStreamError
-from stream.topics import input_topic, topic_specs
+from stream.topics import INPUT_TOPICS, topic_specs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_settings_args(p)
     p.set_defaults(func=run)
+
+
+def route(topic_prefix: str, event: Event) -> tuple[str, bytes | None]:
+    """The input topic and message key of a validated event (CONTRACT.md section 1)."""
+    key = event.entity_key.encode() if event.stream != "business" else None
+    return topic_prefix + INPUT_TOPICS[event.stream], key
 
 
 async def produce_file(
@@ -54,8 +61,8 @@ async def produce_file(
                 except InvalidEvent as exc:
                     rejected.append((n, exc.reason, exc.detail))
                     continue
-                key = event.entity_key.encode() if event.stream != "business" else None
-                await producer.send(input_topic(settings, event.stream), value=raw, key=key)
+                topic, key = route(settings.topic_prefix, event)
+                await producer.send(topic, value=raw, key=key)
                 sent += 1
                 if rate > 0:
                     ahead = sent / rate - (time.monotonic() - started)
