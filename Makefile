@@ -52,7 +52,8 @@ format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: setup ## throughput benchmark, JSON on stdout
+bench: setup ## throughput, latency, report speed and memory beside same-run baselines; JSON on stdout
+	@$(PIP) install -c constraints.txt -e '.[bench]'
 	$(BIN)/kpistream bench --json
 
 clean: ## remove caches and local service data (keeps .venv and the Kafka jar cache)

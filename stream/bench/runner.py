@@ -29,6 +29,7 @@ from stream.bench import stats
 from stream.bench.workload import (
     PROBE_QUEUE,
     Message,
+    fingerprint,
     memory_events,
     probe_pair,
     produce_sync,
@@ -562,6 +563,7 @@ def bench_throughput(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str
     expected_all = expected_redis(events)
     expected_calls = expected_redis(calls_events)
     out: dict[str, Any] = {
+        "workload_sha256": fingerprint(messages),
         "events_all_streams": len(messages),
         "events_telephony": len(calls),
         "redis_hashes_checked": len(expected_all),

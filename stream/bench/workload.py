@@ -31,8 +31,12 @@ class Message:
 
 
 def sim_config(hours: float, seed: int = 11) -> SimConfig:
-    """A bigger centre than the demo's: 60 operators, 5 queues, ~9,700 events per simulated hour."""
+    """A bigger centre than the demo's: 60 operators, 5 queues, busy around the clock."""
+    extra: dict[str, Any] = {}
+    if "profile" in SimConfig.__dataclass_fields__:  # the queueing simulator: no opening hours
+        extra["profile"] = "flat"
     return SimConfig(
+        **extra,
         seed=seed,
         start="2026-01-15T00:00:00+00:00",
         hours=hours,
@@ -64,6 +68,16 @@ def to_message(event: dict[str, Any] | bytes) -> Message:
 
 def to_messages(events: Iterable[dict[str, Any]]) -> list[Message]:
     return [to_message(e) for e in events]
+
+
+def fingerprint(messages: Iterable[Message]) -> str:
+    """sha256 of the workload (topics, keys, values): equal fingerprints = the same workload."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for m in messages:
+        h.update(m.stream.encode() + b"\0" + (m.key or b"") + b"\0" + m.value + b"\n")
+    return h.hexdigest()[:16]
 
 
 def write_jsonl(events: Iterable[dict[str, Any]], path: Path) -> int:

@@ -12,6 +12,7 @@ import bisect
 import json
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from stream.core.config import DAY_MS, KpiConfig
@@ -38,7 +39,7 @@ class AggState:
         last = self.hwm.get(source)
         if last is not None and pos <= last:
             return True
-        self.hwm[source] = pos
+        self.hwm[intern(source)] = pos
         return False
 
     def add_timed(self, ts: int, counts: Counts) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from sys import intern
 
 Counts = dict[str, int]
 
@@ -43,7 +44,9 @@ def add_into(target: Counts, delta: Mapping[str, int], sign: int = 1) -> None:
     for k, v in delta.items():
         n = target.get(k, 0) + sign * v
         if n:
-            target[k] = n
+            # Field names decoded from JSON are new strings each time: intern them, or every one of
+            # the many aggregates kept (operators x days) holds its own copies.
+            target[intern(k)] = n
         else:
             target.pop(k, None)
 
