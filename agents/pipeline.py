@@ -373,7 +373,7 @@ def make_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         datadir=f"{settings.data_dir}/worker-{settings.app_id}",
         broker_rebalance_timeout=settings.rebalance_timeout_s,
-        broker_session_timeout=max(6.0, settings.rebalance_timeout_s * 2),
+        broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=1.0,
         broker_commit_every=1000,
         broker_commit_interval=1.0,

@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             KPISTREAM_TOPIC_PREFIX="shot-",
             KPISTREAM_FLUSH_INTERVAL_S="0.5",
             KPISTREAM_REBALANCE_TIMEOUT_S="2",
+            KPISTREAM_SESSION_TIMEOUT_S="6",
             PYTHONUNBUFFERED="1",
         )
         base = f"http://127.0.0.1:{port}"

@@ -48,6 +48,10 @@ class Settings:
     batch_size: int = 2000  # messages a worker agent takes at once at most
     batch_within_s: float = 0.05  # and waits at most this long for them
     rebalance_timeout_s: float = 3.0
+    # How long the group waits for a silent worker before moving its partitions. Long enough that a
+    # busy event loop (a large publisher flush) does not lose its partitions; tests use a short one
+    # so that a worker restarted after SIGKILL gets its partitions back quickly.
+    session_timeout_s: float = 30.0
     topic_prefix: str = ""
     fund_amount: str = ""
     kpi: KpiConfig = field(default_factory=KpiConfig)

@@ -177,6 +177,7 @@ def worker_env(tmp_path: Path) -> Any:
             KPISTREAM_WEB_PORT=str(free_port()),
             KPISTREAM_DATA_DIR=str(tmp_path / "worker-data"),
             KPISTREAM_REBALANCE_TIMEOUT_S="2",
+            KPISTREAM_SESSION_TIMEOUT_S="6",
             KPISTREAM_PARTITIONS="4",
             KPISTREAM_APP_ID=f"kpi-{tmp_path.name[-20:]}".replace("_", "-"),
             KPISTREAM_TOPIC_PREFIX=f"t{os.getpid()}-{tmp_path.name[-12:]}-".replace("_", "-"),

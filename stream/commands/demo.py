@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             KPISTREAM_APP_ID=f"kpistream-demo-{run_id}",
             KPISTREAM_TOPIC_PREFIX=f"demo-{run_id}.",
             KPISTREAM_REBALANCE_TIMEOUT_S="2",
+            KPISTREAM_SESSION_TIMEOUT_S="6",
         )
         _say("starting the worker ...")
         with (data_dir / "worker.log").open("ab") as log:

@@ -103,6 +103,7 @@ def worker(
         "KPISTREAM_WEB_PORT": str(free_port()),
         "KPISTREAM_DATA_DIR": str(tmp / "data"),
         "KPISTREAM_REBALANCE_TIMEOUT_S": "2",
+        "KPISTREAM_SESSION_TIMEOUT_S": "6",
         "KPISTREAM_TOPIC_PREFIX": f"t{tag}.",
         "KPISTREAM_APP_ID": f"kps-{tag}",
         "KPISTREAM_PARTITIONS": "2",
