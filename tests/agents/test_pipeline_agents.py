@@ -57,7 +57,8 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         env={},
         overrides={"partitions": 1, "data_dir": str(tmp_path), "app_id": "kpi-agents", "batch_size": 1},
     )
-    pipeline = Pipeline(settings)
+    ticks = iter(range(0, 10**9, 60))  # every look at the clock is a minute later: sweeps run each batch
+    pipeline = Pipeline(settings, clock=lambda: float(next(ticks)))
     pipeline.app.finalize()
     pipeline.app.conf.store = "memory://"
     pipeline.app.flow_control.resume()
@@ -183,3 +184,24 @@ async def test_business_events_reach_the_scorecard_state(harness: Harness) -> No
     biz = harness.pipeline.business()
     assert biz.orders["2026-01-15"][0] == 40
     assert str(biz.cost["2026-01-15"]) == "1000"
+
+
+async def test_an_orphan_call_is_reported_once_and_old_state_is_dropped(harness: Harness) -> None:
+    await harness.feed(
+        "telephony",
+        [
+            (b"c0", ev("e0", "call.answered", f"{T0}Z", call_id="c0", operator_id="o")),  # never offered
+            (b"c1", ev("e1", "call.offered", "2026-01-15T09:04:00Z", call_id="c1", queue="q")),
+            (b"c2", ev("e2", "call.offered", "2026-01-15T09:06:00Z", call_id="c2", queue="q")),
+            (b"c3", ev("e3", "call.offered", "2026-01-15T09:07:00Z", call_id="c3", queue="q")),
+        ],
+    )
+    orphans = [d for d in harness.dead if d["reason"] == "orphan"]
+    assert len(orphans) == 1 and "c0" in orphans[0]["detail"]
+    assert harness.pipeline.entity_tables["call"]["c0"].orphan_reported
+    # Three days later the orphan's state (and the waiting calls') is dropped: idle past the grace.
+    await harness.feed(
+        "telephony", [(b"c9", ev("e9", "call.offered", "2026-01-18T09:00:00Z", call_id="c9", queue="q"))]
+    )
+    assert "c0" not in harness.pipeline.entity_tables["call"]
+    assert [d["reason"] for d in harness.dead].count("orphan") == 1
