@@ -138,3 +138,20 @@ def test_a_call_waiting_longer_than_the_live_limit_is_no_longer_shown() -> None:
         cfg,
     )
     assert live["q"]["waiting"] == 1 and live["q"]["longest_wait_s"] == 0
+
+
+def test_alert_messages_validate_against_their_json_schema() -> None:
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from schemas.events import format_ts
+
+    schema = json.loads((Path(__file__).parents[2] / "schemas" / "json" / "alert.schema.json").read_text())
+    cfg = KpiConfig()
+    state, firing = evaluate(AlertState(), rule_for("car", "q", cfg), "queue", "q", counts(20, 5), T0)
+    _, resolved = evaluate(state, rule_for("car", "q", cfg), "queue", "q", counts(200, 5), T0 + 60_000)
+    assert firing is not None and resolved is not None
+    for t in (firing, resolved):
+        jsonschema.validate(t.to_json(format_ts), schema)
