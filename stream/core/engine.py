@@ -13,12 +13,24 @@ from typing import Any
 
 from stream.core.aggregate import NOW, AggregateStore, AggState, split_key
 from stream.core.config import KpiConfig
-from stream.core.contributions import AGENTS, CENTER, CHANNEL, KIND_OF_STREAM, LIVE, MAIL, OP, QUEUE
-from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, full
+from stream.core.contributions import (
+    AGENTS,
+    CENTER,
+    CHANNEL,
+    KIND_OF_STREAM,
+    LIVE,
+    MAIL,
+    NOW_SCOPES,
+    OP,
+    QUEUE,
+    call_is_orphan,
+    contributions,
+)
+from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, add_into, full
 from stream.core.entity import Delta, EntityState, EntityStore
 from stream.core.events import Event
 from stream.core.kpis import floats, operator_kpis, queue_kpis
-from stream.core.periods import ROLLING, too_late
+from stream.core.periods import ROLLING, is_expired, period_keys, too_late
 from stream.core.scorecard import BusinessState, scorecard
 from stream.core.scoring import Strategy, f_score, fund_shares
 from stream.errors import InvalidEvent
@@ -202,6 +214,7 @@ class Engine:
         self.business = BusinessState()
         self.too_late = 0
         self.events = 0
+        self._orphans: list[str] = []
 
     def process(self, event: Event, source: str = "file:0", offset: int = 0) -> None:
         """Apply one event, as the worker would: raises TooLate for an event out of retention."""
@@ -221,15 +234,75 @@ class Engine:
             except TooLate:
                 self.too_late += 1
 
-    def orphan_calls(self) -> list[str]:
-        from stream.core.contributions import call_is_orphan
+    def process_batch(self, numbered: Iterable[tuple[int, Event]]) -> list[tuple[int, TooLate]]:
+        """The same totals as `process` over the same events in the same order, for a whole file.
 
-        return sorted(k for k, st in self.entity_tables["call"].items() if call_is_orphan(st.events))
+        Each entity's contributions are a function of its event set (contributions.py), so the sum
+        the stream reaches by emitting differences event by event is the sum of every entity's
+        final contributions: this computes those once per entity. Retention is checked in arrival
+        order exactly as `process` does. Returns the events refused as too late (line, error).
+        """
+        cfg = self.cfg
+        late: list[tuple[int, TooLate]] = []
+        groups: dict[tuple[str, str], list[Event]] = {}
+        ids: dict[tuple[str, str], set[str]] = {}
+        wm = self.store.watermark
+        for n, e in numbered:
+            try:
+                self.stage1.check_time(e, wm)
+            except TooLate as exc:
+                late.append((n, exc))
+                continue
+            if e.ts > wm:
+                wm = e.ts
+            self.events += 1
+            if e.stream == "business":
+                self.business.apply(e)
+                continue
+            kind = KIND_OF_STREAM.get(e.stream)
+            if kind is None or kind == "agent":
+                continue  # operators' states feed only the live view, which a report has not
+            key = (kind, state_key(e))
+            seen = ids.get(key)
+            if seen is None:
+                seen = ids[key] = set()
+                groups[key] = []
+            if e.event_id not in seen:  # a repeated event_id changes nothing
+                seen.add(e.event_id)
+                groups[key].append(e)
+        self.store.observe(wm)
+        aggs = self.aggs
+        tz = cfg.tz
+        for (kind, entity), evs in groups.items():
+            if kind == "call" and call_is_orphan(evs):
+                self._orphans.append(entity)
+            for (scope, sid, ts), counts in contributions(kind, evs, cfg).items():
+                if scope in NOW_SCOPES:
+                    continue
+                for pk in period_keys(ts, tz):
+                    agg_key = f"{scope}|{sid}|{pk}"
+                    st = aggs.get(agg_key)
+                    if st is None:
+                        st = aggs[agg_key] = AggState()
+                    add_into(st.counts, counts)
+        return late
+
+    def orphan_calls(self) -> list[str]:
+        incremental = (k for k, st in self.entity_tables["call"].items() if call_is_orphan(st.events))
+        return sorted({*incremental, *self._orphans})
 
     def periods(self) -> dict[str, PeriodData]:
-        data = group_by_period(self.aggs)
-        for pk in self.business.period_keys(self.cfg.tz):
-            data.setdefault(pk, PeriodData())
+        """Day and month periods still in retention at the newest event (as the stream keeps them)."""
+        cfg = self.cfg
+        wm = self.store.watermark
+        data = {
+            pk: pd
+            for pk, pd in group_by_period(self.aggs).items()
+            if not is_expired(pk, wm, cfg.tz, cfg.retention_days, cfg.retention_months)
+        }
+        for pk in self.business.period_keys(cfg.tz):
+            if not is_expired(pk, wm, cfg.tz, cfg.retention_days, cfg.retention_months):
+                data.setdefault(pk, PeriodData())
         return data
 
     def report(self, strategy: Strategy, fund: Fraction | None = None) -> dict[str, Any]:
