@@ -136,6 +136,7 @@ class Pipeline:
     ) -> None:
         """Validate, apply to entity state, and send the coalesced deltas of a batch of messages."""
         caches: dict[int, WriteBack[EntityState]] = {}
+        stores: dict[int, EntityStore] = {}  # one per partition, over that partition's cache
         last_event: dict[int, EventT[bytes]] = {}
         items: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
         business: list[tuple[str, int, dict[str, Any]]] = []
@@ -159,12 +160,13 @@ class Pipeline:
             if table is None or kind is None:
                 business.append((source, msg.offset, event.to_dict()))
                 continue
-            cache = caches.get(msg.partition)
-            if cache is None:
-                cache = caches[msg.partition] = WriteBack(table)
+            store = stores.get(msg.partition)
+            if store is None:
+                caches[msg.partition] = WriteBack(table)
+                store = stores[msg.partition] = EntityStore(caches[msg.partition], kind, self.cfg)
             last_event[msg.partition] = ev
             key = state_key(event)
-            for d in EntityStore(cache, kind, self.cfg).apply(key, event, source, msg.offset):
+            for d in store.apply(key, event, source, msg.offset):
                 items[(d.agg_key, source)].append([d.offset, d.index, d.ts, d.counts])
             self._keys[(kind, msg.partition)].add(key)
         for t, n in types.items():
