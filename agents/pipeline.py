@@ -138,7 +138,8 @@ class Pipeline:
         caches: dict[int, WriteBack[EntityState]] = {}
         stores: dict[int, EntityStore] = {}  # one per partition, over that partition's cache
         last_event: dict[int, EventT[bytes]] = {}
-        items: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
+        # One message per aggregate per batch; inside it, the changes by source partition in order.
+        items: dict[str, dict[str, list[list[Any]]]] = defaultdict(lambda: defaultdict(list))
         business: list[tuple[str, int, dict[str, Any]]] = []
         types: Counter[str] = Counter()
         table = self.entity_tables[kind] if kind is not None else None
@@ -167,7 +168,7 @@ class Pipeline:
             last_event[msg.partition] = ev
             key = state_key(event)
             for d in store.apply(key, event, source, msg.offset):
-                items[(d.agg_key, source)].append([d.offset, d.index, d.ts, d.counts])
+                items[d.agg_key][source].append([d.offset, d.index, d.ts, d.counts])
             self._keys[(kind, msg.partition)].add(key)
         for t, n in types.items():
             self.metrics.events_total.labels(t).inc(n)
@@ -177,8 +178,8 @@ class Pipeline:
             await self._sweep_entities(kind, partition, cache, last_event[partition])
             stream._set_current_event(last_event[partition])  # changelog records go to this partition
             cache.flush()
-        for (agg_key, source), its in items.items():
-            value = {"s": source, "wm": self.watermark, "i": its}
+        for agg_key, by_source in items.items():
+            value = {"wm": self.watermark, "i": by_source}
             await self.deltas_topic.send(key=agg_key.encode(), value=_dumps(value))
         for source, offset, event_dict in business:
             value = {"s": source, "o": offset, "wm": self.watermark, "b": event_dict}
@@ -287,13 +288,15 @@ class Pipeline:
                 return [BUSINESS_KEY]
             return []
         scope, sid = key.split("|", 1)
-        source = value["s"]
         changed: list[str] = []
-        for offset, index, ts, counts in value["i"]:
-            applied = self.store.apply(Delta(scope, sid, int(ts), counts, source, int(offset), int(index)))
-            if applied and scope == "queue" and applied[0].rsplit("|", 1)[1].startswith("day:"):
-                self._count_calls(sid, counts)
-            changed.extend(applied)
+        for source, items in value["i"].items():
+            for offset, index, ts, counts in items:
+                applied = self.store.apply(
+                    Delta(scope, sid, int(ts), counts, source, int(offset), int(index))
+                )
+                if applied and scope == "queue" and applied[0].rsplit("|", 1)[1].startswith("day:"):
+                    self._count_calls(sid, counts)
+                changed.extend(applied)
         return changed
 
     async def evaluate_alerts(
