@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.core.events import STREAM_OF_TYPE
 from stream.topics import INPUT_TOPICS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def kpistream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point as a user would (never raises on a non-zero exit)."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _bootstrap(env: dict[str, str]) -> str:

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from stream.devenv.process import ManagedProcess, free_port, log_tail, pid_alive, stop_pid
+from stream.devenv.process import BrokerProcess, free_port, log_tail, pid_alive, stop_pid
 from stream.devenv.topics import metadata_ready_sync
 from stream.errors import ServiceError
 
@@ -141,7 +141,7 @@ def _new_cluster_id() -> str:
             return cid
 
 
-class KafkaBroker(ManagedProcess):
+class KafkaBroker(BrokerProcess):
     """One Apache Kafka process in KRaft combined mode (broker + controller), loopback only."""
 
     name = "kafka"
@@ -156,16 +156,6 @@ class KafkaBroker(ManagedProcess):
         super().__init__(data_dir, port)
         self.controller_port: int = controller_port or 0
         self.heap = heap
-
-    @property
-    def bootstrap(self) -> str:
-        """host:port for aiokafka's bootstrap_servers."""
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The KPISTREAM_BROKER form."""
-        return f"kafka://{self.bootstrap}"
 
     @property
     def properties_path(self) -> Path:

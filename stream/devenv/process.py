@@ -257,3 +257,17 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1)
             return True
         time.sleep(interval)
     return check()
+
+
+class BrokerProcess(ManagedProcess):
+    """A local process that speaks the Kafka protocol (Apache Kafka or Tansu)."""
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port for aiokafka's bootstrap_servers."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The KPISTREAM_BROKER form."""
+        return f"kafka://{self.bootstrap}"

@@ -21,7 +21,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from stream.devenv.process import ManagedProcess
+from stream.devenv.process import BrokerProcess
 from stream.devenv.topics import metadata_ready_sync
 from stream.errors import ServiceError
 
@@ -52,7 +52,7 @@ def tansu_available() -> bool:
     return True
 
 
-class TansuBroker(ManagedProcess):
+class TansuBroker(BrokerProcess):
     """A memory-only Tansu broker on 127.0.0.1; data does not survive a restart."""
 
     name = "tansu"
@@ -60,16 +60,6 @@ class TansuBroker(ManagedProcess):
     def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None) -> None:
         super().__init__(data_dir, port)
         self.binary = ""
-
-    @property
-    def bootstrap(self) -> str:
-        """host:port for aiokafka's bootstrap_servers."""
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The KPISTREAM_BROKER form."""
-        return f"kafka://{self.bootstrap}"
 
     @property
     def marker(self) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from tests_support import kpistream
 
 from stream.devenv.kafka import KafkaBroker, kafka_available
 from stream.devenv.process import pid_alive
@@ -22,8 +21,6 @@ from stream.devenv.tansu import TansuBroker
 from stream.devenv.topics import create_topics, create_topics_sync
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _topic() -> str:
@@ -166,19 +163,6 @@ def test_redis_persists_across_restart(tmp_path: Path) -> None:
     assert (data / "appendonly.aof").exists() or (data / "appendonlydir").is_dir()  # Redis 6 / Redis 7
 
 
-def _kpistream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real console entry point as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("KPISTREAM_BROKER", "KPISTREAM_REDIS_URL")}
 
@@ -195,7 +179,7 @@ def _exports(stdout: str) -> dict[str, str]:
 def test_dev_up_status_down(tmp_path: Path) -> None:
     data = str(tmp_path / "dev")
     env = _clean_env()
-    up = _kpistream("dev", "up", "--data-dir", data, env=env)
+    up = kpistream("dev", "up", "--data-dir", data, env=env)
     try:
         assert up.returncode == 0, up.stderr
         exports = _exports(up.stdout)
@@ -207,22 +191,22 @@ def test_dev_up_status_down(tmp_path: Path) -> None:
         assert len(asyncio.run(_roundtrip(bootstrap, topic, 3))) == 3
         assert redis.Redis.from_url(exports["KPISTREAM_REDIS_URL"]).ping()
 
-        status = _kpistream("dev", "status", "--data-dir", data, env=env)
+        status = kpistream("dev", "status", "--data-dir", data, env=env)
         assert status.returncode == 0, status.stdout + status.stderr
         assert "broker:" in status.stdout and "redis:" in status.stdout
-        again = _kpistream("dev", "up", "--data-dir", data, env=env)  # idempotent: same services
+        again = kpistream("dev", "up", "--data-dir", data, env=env)  # idempotent: same services
         assert again.returncode == 0 and _exports(again.stdout) == exports
     finally:
-        down = _kpistream("dev", "down", "--data-dir", data, env=env)
+        down = kpistream("dev", "down", "--data-dir", data, env=env)
     assert down.returncode == 0, down.stderr
-    after = _kpistream("dev", "status", "--data-dir", data, env=env)
+    after = kpistream("dev", "status", "--data-dir", data, env=env)
     assert after.returncode == 3
 
 
 def test_dev_up_uses_configured_services(tmp_path: Path) -> None:
     data = str(tmp_path / "dev")
     env = {**_clean_env(), "KPISTREAM_BROKER": "kafka://127.0.0.1:1"}
-    up = _kpistream("dev", "up", "--data-dir", data, "--broker", "tansu", env=env)
+    up = kpistream("dev", "up", "--data-dir", data, "--broker", "tansu", env=env)
     try:
         assert up.returncode == 0, up.stderr
         exports = _exports(up.stdout)
@@ -230,5 +214,5 @@ def test_dev_up_uses_configured_services(tmp_path: Path) -> None:
         assert exports["KPISTREAM_REDIS_URL"].startswith("redis://127.0.0.1:")
         assert not (tmp_path / "dev" / "tansu").exists()
     finally:
-        down = _kpistream("dev", "down", "--data-dir", data, env=env)
+        down = kpistream("dev", "down", "--data-dir", data, env=env)
     assert down.returncode == 0

@@ -12,22 +12,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from tests_support import read_topic
+from tests_support import kpistream, read_topic
 
 from stream.simulator import SimConfig, generate, iter_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def kpistream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def bootstrap(env: dict[str, str]) -> str:
