@@ -19,10 +19,12 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from agents.batching import WriteBack, run_batched
+from agents.batching import WriteBack, run_bulk
 from agents.codecs import AGG, ALERT, BUSINESS, ENTITY, TEXT, register_codecs
+from agents.transport import FastTransport
 from schemas.events import dead_letter, format_ts, parse_event
 from stream.config import Settings
+from stream.core import jsonbytes
 from stream.core.aggregate import AggregateStore, AggState, split_key
 from stream.core.alerts import ALERT_KPIS, FIRING, AlertState, evaluate, rule_for
 from stream.core.contributions import KIND_OF_STREAM
@@ -125,7 +127,7 @@ class Pipeline:
             async def handle(events: list[EventT[bytes]]) -> None:
                 await self.ingest_batch(stream, stream_name, kind, events)
 
-            async for _ in run_batched(stream, handle, settings.batch_size, settings.batch_within_s):
+            async for _ in run_bulk(stream, handle, settings.batch_size):
                 yield None
 
         ingest.__name__ = f"ingest_{stream_name}"
@@ -240,7 +242,7 @@ class Pipeline:
         async def handle(events: list[EventT[bytes]]) -> None:
             await self.aggregate_batch(stream, events)
 
-        async for _ in run_batched(stream, handle, settings.batch_size, settings.batch_within_s):
+        async for _ in run_bulk(stream, handle, settings.batch_size):
             yield None
 
     async def aggregate_batch(self, stream: Any, events: list[EventT[bytes]]) -> list[str]:
@@ -276,7 +278,7 @@ class Pipeline:
 
     def _apply_deltas(self, ev: EventT[bytes], biz_cache: WriteBack[BusinessState]) -> list[str]:
         key = ev.key.decode() if isinstance(ev.key, bytes | bytearray) else str(ev.key)
-        value = json.loads(ev.value)
+        value = jsonbytes.loads(ev.value)
         wm = int(value["wm"])
         self.store.observe(wm)
         if wm > self.watermark:
@@ -359,13 +361,23 @@ class Pipeline:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return jsonbytes.dumps(value)
+
+
+class KpiApp(faust.App):
+    """A Faust app whose Kafka consumer delivers messages without a task each (agents/transport.py)."""
+
+    def _new_transport(self) -> Any:
+        url = self.conf.broker_consumer[0]
+        if url.scheme in ("kafka", "aiokafka"):
+            return FastTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
 
 
 def make_app(settings: Settings) -> faust.App:
     """The Faust app with settings that suit us: raw bytes in, explicit topics, small rebalance waits."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return KpiApp(
         settings.app_id,
         broker=settings.broker,
         store=settings.store,

@@ -38,6 +38,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Final
 
+import orjson as _orjson
+
 from stream.core.events import (
     AGENT_STATES,
     CHANNELS,
@@ -169,9 +171,20 @@ TYPE_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
 assert set(TYPE_FIELDS) == set(STREAM_OF_TYPE), "TYPE_FIELDS must cover every event type"
 
 _STREAM_SET: Final = frozenset(STREAMS)
-# The hot loop's view of TYPE_FIELDS: (name, is a plain id, required, spec).
-_PLANS: Final[dict[str, tuple[tuple[str, bool, bool, FieldSpec], ...]]] = {
-    t: tuple((f.name, f.kind == ID, f.required, f) for f in specs) for t, specs in TYPE_FIELDS.items()
+# The hot loop's view of TYPE_FIELDS: (name, shortcut, enum choices, required, spec); shortcut 1 is
+# an id or text field, 2 an enum, 3 a list of ids, 0 anything else (always `_check_value`).
+_PLANS: Final[dict[str, tuple[tuple[str, int, frozenset[str], bool, FieldSpec], ...]]] = {
+    t: tuple(
+        (
+            f.name,
+            1 if f.kind in (ID, TEXT) else 2 if f.kind == ENUM else 3 if f.kind == ID_LIST else 0,
+            frozenset(f.choices or ()),
+            f.required,
+            f,
+        )
+        for f in specs
+    )
+    for t, specs in TYPE_FIELDS.items()
 }
 
 # --------------------------------------------------------------------------------------------
@@ -299,6 +312,19 @@ def _offset_ms(offset: str) -> int:
 
 
 def _parse_ts_string(value: str) -> int:
+    # The canonical form "YYYY-MM-DDTHH:MM:SS.mmmZ" of a minute already seen (so its prefix was
+    # checked by the regex below when it entered the cache): only the seconds and milliseconds
+    # need reading.
+    if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[16] == ":":
+        minute = _MINUTE_CACHE.get(value[:16])
+        if minute is not None and minute >= 0:
+            digits = value[17:19] + value[20:23]
+            if digits.isdigit() and digits.isascii():
+                seconds = int(digits[:2])
+                if seconds <= 59:
+                    total = minute + seconds * 1000 + int(digits[2:])
+                    if total <= MAX_TS_MS:
+                        return total
     m = _TS_FAST_RE.fullmatch(value)
     if m is None:
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?", value):
@@ -395,6 +421,7 @@ _DECODER: Final = json.JSONDecoder(
     parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
 )
 _decode = _DECODER.decode
+_orjson_loads: Final = _orjson.loads
 _scan_once: Final[Any] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
@@ -456,6 +483,10 @@ def _missing(name: str, etype: str) -> InvalidEvent:
 
 def _invalid(name: str, detail: str) -> InvalidEvent:
     return InvalidEvent("invalid_field", f"field {name!r} {detail}", name)
+
+
+def _short_str(v: object) -> bool:
+    return type(v) is str and 0 < len(v) <= MAX_ID_LENGTH
 
 
 def _check_id(name: str, v: object) -> str:
@@ -521,17 +552,40 @@ def _check_value(spec: FieldSpec, v: object) -> Any:
     raise AssertionError(f"unknown field kind {kind!r}")  # pragma: no cover
 
 
-def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream: str | None = None) -> Event:
-    """Validate one raw message and return its `Event`; raise `InvalidEvent` otherwise.
+def _fast_decode(raw: bytes | str) -> dict[str, Any] | None:
+    """The message as a dict when it is a plain event; None when `_strict_decode` must look.
 
-    `max_bytes` limits the UTF-8 size of the message (exactly `max_bytes` is accepted). `stream`,
-    when given, is the logical stream of the topic the message came from ("telephony", "chat",
-    ...); a known type belonging to another stream is then `wrong_topic`.
+    orjson is ~3x faster than the standard decoder but differs from it where this module is
+    strict: it keeps the last of duplicate keys, reads numbers with a fraction as floats, and
+    has its own error messages. So its result is only used for a flat object of strings,
+    integers, booleans, nulls and lists of strings, with no backslash anywhere in the message
+    and exactly one `":` per key: without backslashes every `"` delimits a string, so each `":`
+    closes a key, and a duplicate key would leave fewer keys than `":`. Everything else (errors
+    included) goes through the strict decoder, which also gives the error message.
     """
-    if stream is not None and stream not in _STREAM_SET:
-        raise ValueError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
+    try:
+        if ("\\" in raw) if type(raw) is str else (b"\\" in raw):
+            return None
+        obj = _orjson_loads(raw)
+    except (_orjson.JSONDecodeError, TypeError):
+        return None
+    if type(obj) is not dict:
+        return None
+    for v in obj.values():
+        t = type(v)
+        if t is str or t is int or v is None or t is bool:
+            continue
+        if t is list and all(type(x) is str for x in v):
+            continue
+        return None
+    marks = raw.count('":') if type(raw) is str else raw.count(b'":')  # type: ignore[arg-type]
+    if marks != len(obj):
+        return None
+    return obj
 
-    # Size, then text.
+
+def _strict_decode(raw: bytes | str, max_bytes: int) -> Any:
+    """The standard library's decoder with Decimal numbers and no duplicate keys or NaN."""
     if isinstance(raw, str):
         text = raw
         if text.isascii():
@@ -549,9 +603,6 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
         if not encodable:
             raise InvalidEvent("invalid_json", "message contains lone surrogates: not valid UTF-8 text")
     else:
-        size = len(raw)
-        if size > max_bytes:
-            raise InvalidEvent("too_large", f"message is {size} bytes; the limit is {max_bytes}")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -572,6 +623,31 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
         raise InvalidEvent("invalid_json", "JSON nested too deeply") from None
     except ValueError as exc:  # _JsonRejected, or an integer beyond Python's digit limit
         raise InvalidEvent("invalid_json", f"not acceptable JSON: {exc}") from None
+    return obj
+
+
+def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream: str | None = None) -> Event:
+    """Validate one raw message and return its `Event`; raise `InvalidEvent` otherwise.
+
+    `max_bytes` limits the UTF-8 size of the message (exactly `max_bytes` is accepted). `stream`,
+    when given, is the logical stream of the topic the message came from ("telephony", "chat",
+    ...); a known type belonging to another stream is then `wrong_topic`.
+    """
+    if stream is not None and stream not in _STREAM_SET:
+        raise ValueError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
+
+    # Size first; then the fast decoder, which hands anything unusual to the strict one.
+    if isinstance(raw, str):
+        size = len(raw) if raw.isascii() else -1  # otherwise the strict decoder measures it
+    else:
+        size = len(raw)
+    if size > max_bytes:
+        raise InvalidEvent("too_large", f"message is {size} bytes; the limit is {max_bytes}")
+    obj = _fast_decode(raw) if size != -1 else None
+    # orjson accepts only valid UTF-8 and no lone surrogate escapes: its strings are all encodable.
+    utf8 = obj is not None
+    if obj is None:
+        obj = _strict_decode(raw, max_bytes)
     if type(obj) is not dict:
         raise InvalidEvent("invalid_json", f"message must be a JSON object, got {_show(obj)}")
 
@@ -595,7 +671,7 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
     event_id = obj.get("event_id")
     if event_id is None:
         raise _missing("event_id", etype)
-    if not (type(event_id) is str and 0 < len(event_id) <= MAX_ID_LENGTH and event_id.isascii()):
+    if not (type(event_id) is str and 0 < len(event_id) <= MAX_ID_LENGTH and (utf8 or event_id.isascii())):
         event_id = _check_id("event_id", event_id)
     ts = obj.get("ts")
     if ts is None:
@@ -604,13 +680,17 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
 
     # type-specific fields
     kw: dict[str, Any] = {"event_id": event_id, "type": etype, "ts": ts_ms}
-    for name, is_id, required, spec in plan:
+    for name, shortcut, choices, required, spec in plan:
         v = obj.get(name)
         if v is None:
             if required:
                 raise _missing(name, etype)
-        elif is_id and type(v) is str and 0 < len(v) <= MAX_ID_LENGTH and v.isascii():
-            kw[name] = v  # the common case, inlined: a short ASCII id
+        elif shortcut == 1 and type(v) is str and 0 < len(v) <= MAX_ID_LENGTH and (utf8 or v.isascii()):
+            kw[name] = v  # the common case, inlined: a short id that is valid UTF-8
+        elif shortcut == 2 and type(v) is str and v in choices:
+            kw[name] = v
+        elif shortcut == 3 and utf8 and type(v) is list and all(_short_str(x) for x in v):
+            kw[name] = tuple(v)
         else:
             kw[name] = _check_value(spec, v)
 

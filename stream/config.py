@@ -45,8 +45,7 @@ class Settings:
     # Faust's own per-message Prometheus sensors (faust_* metrics): useful, but they cost ~10 % of a
     # worker's time at high rates.
     faust_sensors: bool = True
-    batch_size: int = 2000  # messages a worker agent takes at once at most
-    batch_within_s: float = 0.05  # and waits at most this long for them
+    batch_size: int = 2000  # at most this many queued messages are handled as one batch
     rebalance_timeout_s: float = 3.0
     # How long the group waits for a silent worker before moving its partitions. Long enough that a
     # busy event loop (a large publisher flush) does not lose its partitions; tests use a short one

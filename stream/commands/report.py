@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from schemas.events import parse_event
 from stream.config import load_settings
@@ -55,26 +56,43 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 @contextlib.contextmanager
-def open_events(path: str) -> Iterator[TextIO]:
-    """The events file ('-' = stdin); undecodable bytes become U+FFFD and fail validation, not the run."""
+def open_events(path: str) -> Iterator[BinaryIO]:
+    """The events file ('-' = stdin) as bytes: each line is validated as the stream validates a message."""
     if path == "-":
-        yield sys.stdin
+        yield sys.stdin.buffer
         return
-    with Path(path).open(encoding="utf-8", errors="replace") as f:
+    with Path(path).open("rb") as f:
         yield f
 
 
 def read_events(
-    lines: TextIO, max_bytes: int, errors: list[tuple[int, str, str]]
+    lines: Iterable[bytes], max_bytes: int, errors: list[tuple[int, str, str]]
 ) -> Iterator[tuple[int, Event]]:
-    """Valid events with their line numbers; bad lines are collected in `errors` (never fatal)."""
+    """Valid events with their line numbers; bad lines (not UTF-8 included) go to `errors`, never fatal."""
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield n, parse_event(line.rstrip("\n"), max_bytes=max_bytes)
+            yield n, parse_event(line.rstrip(b"\r\n"), max_bytes=max_bytes)
         except InvalidEvent as exc:
             errors.append((n, exc.reason, exc.detail))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a file is read: ~10 % faster (docs/benchmarks.md).
+
+    Reading creates an event object per line and a few dicts, none in a reference cycle, so the
+    collector's generation-0 passes (one per 700 allocations) free nothing; reference counting
+    frees what dies. The collector runs again as before afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int, str, str]], Engine]:
@@ -90,7 +108,7 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int
     fund: Fraction | None = to_fraction(args.fund) if args.fund else None
     engine = Engine(settings.kpi)
     errors: list[tuple[int, str, str]] = []
-    with open_events(args.events) as stream:
+    with open_events(args.events) as stream, gc_paused():
         # The batch path gives the stream's totals (tests/unit/test_core_batch.py) a few times faster.
         late = engine.process_batch(read_events(stream, settings.max_message_bytes, errors))
     errors.extend((n, exc.reason, exc.detail) for n, exc in late)

@@ -9,12 +9,12 @@ totals are exactly-once although the stream is at-least-once.
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from sys import intern
 from typing import Any
 
+from stream.core import jsonbytes
 from stream.core.config import DAY_MS, KpiConfig
 from stream.core.contributions import LIVE, MAIL, NOW_SCOPES
 from stream.core.counts import Counts, add_into
@@ -73,7 +73,7 @@ class AggState:
         return d
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+        return jsonbytes.dumps(self.to_json())
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AggState:
@@ -87,7 +87,7 @@ class AggState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> AggState:
-        return cls.from_json(json.loads(raw))
+        return cls.from_json(jsonbytes.loads(raw))
 
     @classmethod
     def rolling(cls) -> AggState:

@@ -28,7 +28,7 @@ from stream.core.contributions import (
 )
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, add_into, full
 from stream.core.entity import Delta, EntityState, EntityStore
-from stream.core.events import Event
+from stream.core.events import STREAM_OF_TYPE, Event
 from stream.core.kpis import floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING, is_expired, period_keys, too_late
 from stream.core.scorecard import BusinessState, scorecard
@@ -256,13 +256,14 @@ class Engine:
             if e.ts > wm:
                 wm = e.ts
             self.events += 1
-            if e.stream == "business":
+            stream = STREAM_OF_TYPE[e.type]
+            if stream == "business":
                 self.business.apply(e)
                 continue
-            kind = KIND_OF_STREAM.get(e.stream)
+            kind = KIND_OF_STREAM.get(stream)
             if kind is None or kind == "agent":
                 continue  # operators' states feed only the live view, which a report has not
-            key = (kind, state_key(e))
+            key = (kind, (e.case_key or "") if stream == "contact" else e.entity_key)  # = state_key(e)
             seen = ids.get(key)
             if seen is None:
                 seen = ids[key] = set()

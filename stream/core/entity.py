@@ -11,11 +11,11 @@ at-least-once stream:
 
 from __future__ import annotations
 
-import json
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.core import jsonbytes
 from stream.core.config import KpiConfig
 from stream.core.contributions import MAIL, Contributions, call_is_orphan, contributions, diff
 from stream.core.counts import Counts
@@ -76,7 +76,7 @@ class EntityState:
         }
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+        return jsonbytes.dumps(self.to_json())
 
     @classmethod
     def from_json(cls, d: dict[str, Any], cfg: KpiConfig) -> EntityState:
@@ -89,7 +89,7 @@ class EntityState:
 
     @classmethod
     def from_bytes(cls, raw: bytes, cfg: KpiConfig) -> EntityState:
-        return cls.from_json(json.loads(raw), cfg)
+        return cls.from_json(jsonbytes.loads(raw), cfg)
 
 
 def _deltas(changes: list[tuple[tuple[str, str, int], Counts]], source: str, offset: int) -> list[Delta]:

@@ -7,7 +7,6 @@ at read time, which keeps it exact and independent of arrival order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -16,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from stream.core import events as ev
+from stream.core import jsonbytes
 from stream.core.config import KpiConfig
 from stream.core.events import Event
 from stream.core.kpis import Ratio, as_float, ratio
@@ -97,7 +97,7 @@ class BusinessState:
         }
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+        return jsonbytes.dumps(self.to_json())
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> BusinessState:
@@ -110,7 +110,7 @@ class BusinessState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> BusinessState:
-        return cls.from_json(json.loads(raw))
+        return cls.from_json(jsonbytes.loads(raw))
 
 
 def _dates_of(period_key: str) -> tuple[str, str]:

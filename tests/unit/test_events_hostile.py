@@ -11,6 +11,7 @@ import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import schemas.events as events_module
 from schemas.events import (
     DEAD_LETTER_RAW_BYTES,
     MAX_TS_MS,
@@ -261,3 +262,55 @@ def test_dead_letter_raw(raw: bytes, now: int) -> None:
     if rest:
         assert len((dl["raw"] + rest[0]).encode()) > DEAD_LETTER_RAW_BYTES
     assert parse_ts(dl["ts"]) == now
+
+
+# --------------------------------------------------------------------------------------------
+# the fast decoder (orjson) never changes an outcome
+
+
+def strict_outcome(raw: bytes | str, **kw: Any) -> Event | InvalidEvent:
+    """parse_event's result with the fast decoder switched off."""
+    original = events_module._fast_decode
+    events_module._fast_decode = lambda raw: None  # type: ignore[assignment]
+    try:
+        return outcome(raw, **kw)
+    finally:
+        events_module._fast_decode = original
+
+
+def same(a: Event | InvalidEvent, b: Event | InvalidEvent) -> bool:
+    if isinstance(a, InvalidEvent) and isinstance(b, InvalidEvent):
+        return (a.reason, a.detail, a.field) == (b.reason, b.detail, b.field)
+    return a == b
+
+
+@SETTINGS
+@given(valid_messages(), st.booleans(), st.sampled_from([None, "first", "last"]), json_values)
+def test_fast_and_strict_decoders_agree(
+    case: tuple[dict[str, Any], dict[str, Any]], compact: bool, duplicate: str | None, value: Any
+) -> None:
+    msg, _ = case
+    text = json.dumps(msg, separators=(",", ":") if compact else None)
+    if duplicate is not None:  # the same key twice: the strict decoder rejects it, so must the fast one
+        key = "type" if duplicate == "first" else sorted(msg)[-1]
+        text = text[:-1] + ("," if compact else ", ") + json.dumps(key) + ":" + json.dumps(value) + "}"
+    for raw in (text, text.encode()):
+        assert same(outcome(raw), strict_outcome(raw))
+
+
+@SETTINGS
+@given(json_values | st.text(max_size=60))
+def test_fast_and_strict_decoders_agree_on_any_json(value: Any) -> None:
+    text = value if isinstance(value, str) else json.dumps(value)
+    for raw in (text, text.encode()):
+        assert same(outcome(raw), strict_outcome(raw))
+
+
+def test_a_duplicate_key_is_rejected_by_the_fast_path_too() -> None:
+    raw = (
+        b'{"event_id":"e1","type":"call.offered","ts":"2026-01-15T09:00:00Z",'
+        b'"call_id":"c1","queue":"q","queue":"r"}'
+    )
+    result = outcome(raw)
+    assert isinstance(result, InvalidEvent) and result.reason == "invalid_json"
+    assert "duplicate key" in result.detail
