@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -29,8 +31,8 @@ from stream.core.aggregate import NOW, AggregateStore, AggState, split_key
 from stream.core.config import KpiConfig
 from stream.core.contributions import CENTER, OP, QUEUE
 from stream.core.engine import live_state
-from stream.core.outputs import operator_records, queue_record, scorecard_record
-from stream.core.periods import ROLLING, period_keys
+from stream.core.outputs import ScoredOperator, operator_records, queue_record, scorecard_record
+from stream.core.periods import ROLLING, is_expired, period_keys
 from stream.core.scorecard import BusinessState
 from stream.core.scoring import Strategy
 from stream.metrics import Metrics
@@ -94,9 +96,14 @@ class MappingReader:
         return self._watermark()
 
 
-def _content(rec: Record) -> tuple[Any, ...]:
-    """A record without its time stamp: what decides whether it changed."""
-    return tuple(sorted((k, repr(v)) for k, v in rec.items() if k != "updated_at"))
+def _content(rec: Record) -> bytes:
+    """A digest of the record without its time stamp: what decides whether it changed.
+
+    A digest (16 bytes), not the content itself, is remembered per published key: with 5,000
+    operators x 40 days that is 200,000 records, and keeping their content cost ~200 MB.
+    """
+    text = repr(sorted((k, v) for k, v in rec.items() if k != "updated_at")).encode()
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 class SinkRunner:
@@ -222,7 +229,14 @@ class Publisher:
         self._last_watermark = -1
         self._live_watermark = -1
         self._everything_built = False
-        self._published: dict[str, tuple[Any, ...]] = {}
+        self._published: dict[str, bytes] = {}
+        # The index of aggregate keys (see `_index`) and the per-period operator score caches.
+        self._known: set[str] = set()
+        self._ops_by_period: defaultdict[str, set[str]] = defaultdict(set)
+        self._rolling: set[str] = set()
+        self._now: set[str] = set()
+        self._periods: set[str] = set()
+        self._score_caches: dict[str, dict[str, ScoredOperator]] = {}
         self._alerts: list[Record] = []
         self.active_alerts: Callable[[], list[Record]] = list
         self.runners = [
@@ -270,34 +284,78 @@ class Publisher:
         wm = self.reader.watermark()
         return period_keys(wm, self.cfg.tz) if wm > 0 else ("", "")
 
+    def _index(self, key: str) -> None:
+        """Remember an aggregate key by what the batches need of it (no scan of all keys per flush)."""
+        if key in self._known or key == BUSINESS_KEY:
+            return
+        self._known.add(key)
+        scope, sid, pk = split_key(key)
+        if scope == OP:
+            self._ops_by_period[pk].add(sys.intern(sid))
+        if pk == ROLLING:
+            self._rolling.add(key)
+        elif pk == NOW:
+            self._now.add(key)
+        else:
+            self._periods.add(pk)
+
+    def _forget(self, key: str) -> None:
+        if key not in self._known:
+            return
+        self._known.discard(key)
+        scope, sid, pk = split_key(key)
+        if scope == OP:
+            self._ops_by_period[pk].discard(sid)
+            if not self._ops_by_period[pk]:
+                del self._ops_by_period[pk]
+        self._rolling.discard(key)
+        self._now.discard(key)
+
+    def refresh_index(self) -> set[str]:
+        """Rebuild the index from all keys (a scan); return the keys it did not know.
+
+        Keys normally reach the index through `mark`; this catches state that came without deltas
+        (recovered from a changelog, or rebalanced in) and drops keys that expired.
+        """
+        keys = set(self.reader.keys())
+        new = keys - self._known
+        self._known = set()
+        self._ops_by_period = defaultdict(set)
+        self._rolling = set()
+        self._now = set()
+        self._periods = set()
+        for k in keys:
+            self._index(k)
+        return new
+
     def build(self, now_ms: int | None = None, *, full: bool = False) -> Batch:
         """One batch: the records of dirty keys whose content changed (all records when `full`)."""
         now = int(self.clock() * 1000) if now_ms is None else now_ms
         reader = self.reader
-        all_keys = list(reader.keys())
         wm = reader.watermark()
         self._everything_built = self._everything
         if full or self._everything:
-            dirty = set(all_keys) | {BUSINESS_KEY}
+            self.refresh_index()
+            dirty = set(self._known) | {BUSINESS_KEY}
         else:
             dirty = self.dirty
+            for k in dirty:
+                self._index(k)
             if wm != self._last_watermark:
-                dirty |= {k for k in all_keys if k.endswith(f"|{ROLLING}")}
+                dirty |= self._rolling
         if not full:
             self._everything = False
             self.dirty = set()
             self._last_watermark = wm
         day, month = self._current()
         batch = Batch(full=full, current_day=day, current_month=month)
+        cfg = self.cfg
+        periods = {
+            pk
+            for pk in self._periods
+            if not is_expired(pk, wm, cfg.tz, cfg.retention_days, cfg.retention_months)
+        }
 
-        ops_by_period: dict[str, list[str]] = defaultdict(list)
-        periods: set[str] = set()
-        for key in all_keys:
-            scope, sid, pk = split_key(key)
-            if scope == OP:
-                ops_by_period[pk].append(sid)
-            if pk not in (ROLLING, NOW):
-                periods.add(pk)
         op_periods: set[str] = set()
         card_periods: set[str] = set()
         queue_keys: list[str] = []
@@ -314,13 +372,22 @@ class Publisher:
                 if scope == CENTER and pk != ROLLING:
                     card_periods.add(pk)
 
+        # Scores are remembered for the periods that keep changing (current day, month, rolling);
+        # an older period is scored afresh when it changes (a late event), which is rare.
+        live_periods = {day, month, ROLLING}
+        for pk in list(self._score_caches):
+            if pk not in live_periods:
+                del self._score_caches[pk]
         for pk in sorted(op_periods):
             counts = {}
-            for op in ops_by_period.get(pk, ()):
+            for op in sorted(self._ops_by_period.get(pk, ())):
                 st = reader.read(f"{OP}|{op}|{pk}")
-                if st is not None:
+                if st is None:
+                    self._forget(f"{OP}|{op}|{pk}")
+                else:
                     counts[op] = st.counts
-            recs = operator_records(pk, counts, self.strategy_for, now, self.cfg.tz, self.fund)
+            cache = self._score_caches.setdefault(pk, {}) if pk in live_periods else None
+            recs = operator_records(pk, counts, self.strategy_for, now, self.cfg.tz, self.fund, cache)
             for op, rec in recs.items():
                 self._emit(batch.operators, f"op|{op}|{pk}", rec, full)
         for key in sorted(queue_keys):
@@ -330,13 +397,11 @@ class Publisher:
             scope, sid, pk = split_key(key)
             rec = queue_record(pk, None if scope == CENTER else sid, st.counts, now)
             self._emit(batch.queues, key, rec, full)
-        live_queues = {split_key(k)[1] for k in all_keys if k.endswith(f"|{NOW}")}
+        live_queues = {split_key(k)[1] for k in self._now}
         if not (full or self._everything_built or wm != self._live_watermark):
             live_queues &= {split_key(k)[1] for k in dirty if k.endswith(f"|{NOW}")}
         if live_queues:
-            now_states = {
-                k: st for k in all_keys if k.endswith(f"|{NOW}") and (st := reader.read(k)) is not None
-            }
+            now_states = {k: st for k in self._now if (st := reader.read(k)) is not None}
             rows = live_state(now_states, wm, self.cfg)
             for queue in sorted(live_queues & rows.keys()):
                 live_rec: Record = {"queue": queue, **rows[queue], "updated_at": format_ts(now)}
@@ -372,7 +437,8 @@ class Publisher:
         """Build the batch of this interval and offer it to every sink (never waits for a sink)."""
         if self.clock() - self._last_sweep >= self.sweep_every_s:
             self._last_sweep = self.clock()
-            self._everything = True  # catches state recovered or rebalanced in without deltas
+            # State recovered or rebalanced in comes without deltas: publish the keys it brought.
+            self.dirty |= self.refresh_index()
         batch = self.build(now_ms)
         if len(batch):
             for r in self.runners:

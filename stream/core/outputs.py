@@ -15,11 +15,11 @@ from typing import Any
 
 from stream.core.config import KpiConfig
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, full
-from stream.core.engine import CENTER_ID, operator_scores
-from stream.core.kpis import OPERATOR_KPIS, floats, queue_kpis
+from stream.core.engine import CENTER_ID
+from stream.core.kpis import OPERATOR_KPIS, floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING, period_kind, period_start_iso
 from stream.core.scorecard import BusinessState, scorecard
-from stream.core.scoring import Strategy, fund_shares
+from stream.core.scoring import Strategy, f_score, fund_shares
 
 Record = dict[str, Any]
 StrategyOf = Callable[[str], Strategy]
@@ -45,6 +45,26 @@ def _constant(s: Strategy) -> StrategyOf:
     return strat
 
 
+ScoredOperator = tuple[
+    tuple[tuple[str, int], ...], Strategy, dict[str, float | None], Fraction, dict[str, int]
+]
+"""(counts as items, strategy, KPIs as floats, F, the full counts record) of one operator."""
+
+
+def _score(
+    op: str, counts: Counts, strategy: Strategy, cache: dict[str, ScoredOperator] | None
+) -> ScoredOperator:
+    items = tuple(counts.items())
+    hit = cache.get(op) if cache is not None else None
+    if hit is not None and hit[0] == items and hit[1] == strategy:
+        return hit
+    k = operator_kpis(counts)
+    scored = (items, strategy, floats(k), f_score(k, strategy), full(counts, OPERATOR_COUNT_FIELDS))
+    if cache is not None:
+        cache[op] = scored
+    return scored
+
+
 def operator_records(
     period_key: str,
     operators: Mapping[str, Counts],
@@ -52,29 +72,38 @@ def operator_records(
     now_ms: int,
     tz: str,
     fund: Fraction | None = None,
+    cache: dict[str, ScoredOperator] | None = None,
 ) -> dict[str, Record]:
     """`kpi.operator-scores` values of every operator of one period.
 
     Fund shares are over every operator with activity in the period (non-empty counts), so the
     caller passes all operators of the period, not only the changed ones. An operator without
     activity (a rolling window that slid past them) gets zero counts, null KPIs, F 0 and a null share.
+    `cache` (one dict per period, kept by the caller) remembers each operator's KPIs and F for its
+    counts and strategy, so with thousands of operators only those whose counts changed are scored
+    again; the records are the same with or without it.
     """
     strat: StrategyOf = _constant(strategy_of) if isinstance(strategy_of, Strategy) else strategy_of
-    active = {op: c for op, c in operators.items() if c}
-    scored = operator_scores(active, {op: strat(op) for op in active})
-    shares = fund_shares({op: f for op, (_, f, _) in scored.items()})
+    scored = {op: _score(op, c, strat(op), cache) for op, c in operators.items() if c}
+    if cache is not None and len(cache) > len(scored):
+        for op in [op for op in cache if op not in scored]:
+            del cache[op]
+    shares = fund_shares({op: sc[3] for op, sc in scored.items()})
     kind, start = _period_fields(period_key, tz)
     updated = iso_ms(now_ms)
     out: dict[str, Record] = {}
     for op in sorted(operators):
-        if op in scored:
-            k, f, s = scored[op]
-            kpis = floats(k)
+        sc = scored.get(op)
+        if sc is not None:
+            s = sc[1]
+            kpis = sc[2]
+            counts_record = sc[4]
             share = shares[op]
-            f_value = float(f)
+            f_value = float(sc[3])
         else:
             s = strat(op)
             kpis = dict.fromkeys(OPERATOR_SCORE_KPIS)
+            counts_record = full(operators[op], OPERATOR_COUNT_FIELDS)
             share = None
             f_value = 0.0
         rec: Record = {
@@ -84,7 +113,7 @@ def operator_records(
             "period_start": start,
             "strategy": s.name,
             "kpis": {name: kpis[name] for name in OPERATOR_SCORE_KPIS},
-            "counts": full(operators[op], OPERATOR_COUNT_FIELDS),
+            "counts": dict(counts_record),
             "f": f_value,
             "fund_share": None if share is None else float(share),
         }

@@ -8,6 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.events import parse_event
 from schemas.generate import JSON_DIR
@@ -130,3 +132,44 @@ def test_hashes_hold_decimal_strings() -> None:
 
     ch = scorecard_hash(scorecard_record("day:2026-01-15", {}, BusinessState(), KpiConfig(), NOW))
     assert ch["customer.fcr"] == "" and ch["growth.attrition_month_limit"] == "0.02"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "presented": st.integers(0, 5),
+                    "answered": st.integers(0, 5),
+                    "sl_answered": st.integers(0, 5),
+                    "fcr_contacts": st.integers(0, 5),
+                    "fcr_resolved": st.integers(0, 5),
+                    "lost": st.integers(0, 5),
+                },
+            ),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
+@settings(max_examples=100, deadline=None)
+def test_the_score_cache_never_changes_a_record(updates: list[tuple[str, dict[str, int], bool]]) -> None:
+    """Flush after flush (counts changing, operators switching strategy), cached == computed afresh."""
+    other = Strategy("other", DEFAULT.weights[::-1])
+    ops: dict[str, dict[str, int]] = {}
+    switched: set[str] = set()
+    cache: dict[str, Any] = {}
+    for op, counts, switch in updates:
+        ops[op] = {k: v for k, v in counts.items() if v}
+        if switch:
+            switched ^= {op}
+
+        strat = dict.fromkeys(switched, other).get
+
+        def strategy_of(o: str, chosen: Any = strat) -> Strategy:
+            return chosen(o) or DEFAULT
+
+        cached = operator_records("rolling", ops, strategy_of, NOW, "UTC", Fraction(100), cache)
+        assert cached == operator_records("rolling", ops, strategy_of, NOW, "UTC", Fraction(100))

@@ -253,3 +253,29 @@ async def test_prometheus_sink_keeps_current_periods_only() -> None:
         *(("b", "strategy-1", p) for p in ("rolling", "day", "month")),
     }
     assert ("queue", "sales", "day") not in samples("callcenter_abandon_ratio")
+
+
+def test_state_that_came_without_deltas_is_published_at_the_next_index_refresh() -> None:
+    """Recovered or rebalanced-in aggregates reach the table without deltas (so without `mark`)."""
+    w = World([], sweep_every_s=30.0)
+    w.add("op", "a", T0, ANSWER)
+    w.pub.flush()
+    recovered = AggregateStore(w.aggs, w.cfg, rolling=True)
+    recovered.observe(T0)
+    recovered.apply(Delta("op", "b", T0, ANSWER, "t:1", 1, 0))  # no mark: as a changelog would
+    assert not [r for r in w.pub.flush().operators if r["operator_id"] == "b"]
+    w.clock.t += 31
+    assert {r["operator_id"] for r in w.pub.flush().operators if r["period_key"] == "day:2026-01-15"} >= {"b"}
+
+
+def test_expired_keys_leave_the_index() -> None:
+    w = World([])
+    w.add("op", "a", T0, ANSWER)
+    w.add("op", "b", T0, ANSWER)
+    w.pub.flush()
+    for k in [k for k in w.aggs if k.startswith("op|b|")]:
+        del w.aggs[k]  # what the stage-2 sweep does to expired aggregates
+    w.add("op", "a", T0 + 1000, ANSWER)
+    batch = w.pub.flush()
+    assert {r["operator_id"] for r in batch.operators} == {"a"}
+    assert "op|b|day:2026-01-15" not in w.pub._known
