@@ -50,6 +50,7 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
         fund=fund_of(settings.fund_amount),
         metrics=pipeline.metrics,
         interval_s=settings.flush_interval_s,
+        share_interval_s=settings.share_interval_s,
     )
     pipeline.on_change.append(publisher.mark)
     pipeline.on_alert.append(publisher.alert)

@@ -42,6 +42,7 @@ class Settings:
     store: str = "memory://"
     max_message_bytes: int = 65536
     flush_interval_s: float = 1.0
+    share_interval_s: float = 10.0  # operators whose only change is their fund share: at most this often
     # Faust's own per-message Prometheus sensors (faust_* metrics): useful, but they cost ~10 % of a
     # worker's time at high rates.
     faust_sensors: bool = True
@@ -66,6 +67,8 @@ class Settings:
             raise ConfigError("max_message_bytes", "must be at least 64")
         if self.flush_interval_s <= 0:
             raise ConfigError("flush_interval_s", "must be positive")
+        if self.share_interval_s < self.flush_interval_s:
+            raise ConfigError("share_interval_s", "must be at least flush_interval_s")
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
 

@@ -42,6 +42,7 @@ from stream.strategies import StrategyBook
 log = logging.getLogger(__name__)
 
 BUSINESS_KEY = "business"
+SHARES_EVERY_FLUSH_UP_TO = 500  # operators in a period; see docs/outputs.md
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -206,6 +207,7 @@ class Publisher:
         fund: Fraction | None = None,
         metrics: Metrics | None = None,
         interval_s: float = 1.0,
+        share_interval_s: float = 10.0,
         sweep_every_s: float = 30.0,
         clock: Clock = time.time,
         queue_size: int = 8,
@@ -220,6 +222,8 @@ class Publisher:
         self.fund = fund
         self.metrics = metrics or Metrics.create()
         self.interval_s = interval_s
+        self.share_interval_s = share_interval_s
+        self._shares_at: dict[str, float] = {}  # period -> when all its operators were last published
         self.sweep_every_s = sweep_every_s
         self.clock = clock
         self.sleep = sleep
@@ -378,6 +382,7 @@ class Publisher:
         for pk in list(self._score_caches):
             if pk not in live_periods:
                 del self._score_caches[pk]
+                self._shares_at.pop(pk, None)
         for pk in sorted(op_periods):
             counts = {}
             for op in sorted(self._ops_by_period.get(pk, ())):
@@ -387,7 +392,23 @@ class Publisher:
                 else:
                     counts[op] = st.counts
             cache = self._score_caches.setdefault(pk, {}) if pk in live_periods else None
-            recs = operator_records(pk, counts, self.strategy_for, now, self.cfg.tz, self.fund, cache)
+            # Every operator's share moves when anyone's F does; with thousands of operators that
+            # would rewrite them all every flush. Above SHARES_EVERY_FLUSH_UP_TO operators, those
+            # whose own counts changed are published now and the others (only their share moved)
+            # every `share_interval_s`.
+            t = now / 1000
+            everyone = (
+                full
+                or self._everything_built
+                or cache is None
+                or len(counts) <= SHARES_EVERY_FLUSH_UP_TO
+                or t - self._shares_at.get(pk, float("-inf")) >= self.share_interval_s
+            )
+            if everyone and not full:
+                self._shares_at[pk] = t
+            recs = operator_records(
+                pk, counts, self.strategy_for, now, self.cfg.tz, self.fund, cache, changed_only=not everyone
+            )
             for op, rec in recs.items():
                 self._emit(batch.operators, f"op|{op}|{pk}", rec, full)
         for key in sorted(queue_keys):

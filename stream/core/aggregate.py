@@ -29,18 +29,28 @@ class AggState:
     """Counts of one (scope, id, period); for the rolling period also the timed entries behind them."""
 
     counts: Counts = field(default_factory=dict)
-    hwm: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Per source partition, the last position applied, flat: (source, offset, index, source, ...).
+    # A tuple, not a dict: one per aggregate, and there are hundreds of thousands (docs/benchmarks.md).
+    hwm: tuple[str | int, ...] = ()
     entries: dict[int, Counts] | None = None  # rolling only: event time -> counts at that time
     times: list[int] | None = None  # rolling only: sorted keys of entries
 
     def seen(self, source: str, offset: int, index: int) -> bool:
         """Record the position; True if it was applied before (a redelivery)."""
-        pos = (offset, index)
-        last = self.hwm.get(source)
-        if last is not None and pos <= last:
-            return True
-        self.hwm[intern(source)] = pos
+        h = self.hwm
+        for i in range(0, len(h), 3):
+            if h[i] == source:
+                if (offset, index) <= (h[i + 1], h[i + 2]):
+                    return True
+                self.hwm = (*h[: i + 1], offset, index, *h[i + 3 :])
+                return False
+        self.hwm = (*h, intern(source), offset, index)
         return False
+
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """The high-water marks as {source: (offset, index)}."""
+        h = self.hwm
+        return {str(h[i]): (int(h[i + 1]), int(h[i + 2])) for i in range(0, len(h), 3)}
 
     def add_timed(self, ts: int, counts: Counts) -> None:
         assert self.entries is not None and self.times is not None
@@ -67,7 +77,7 @@ class AggState:
         return True
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"c": self.counts, "h": {k: list(v) for k, v in self.hwm.items()}}
+        d: dict[str, Any] = {"c": self.counts, "h": {k: list(v) for k, v in self.positions().items()}}
         if self.entries is not None:
             d["e"] = [[ts, self.entries[ts]] for ts in self.times or ()]
         return d
@@ -77,9 +87,8 @@ class AggState:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AggState:
-        st = cls(
-            counts=dict(d.get("c", {})), hwm={k: (int(v[0]), int(v[1])) for k, v in d.get("h", {}).items()}
-        )
+        hwm = tuple(x for k, v in d.get("h", {}).items() for x in (intern(str(k)), int(v[0]), int(v[1])))
+        st = cls(counts=dict(d.get("c", {})), hwm=hwm)
         if "e" in d:
             st.entries = {int(ts): dict(c) for ts, c in d["e"]}
             st.times = sorted(st.entries)

@@ -7,7 +7,7 @@ the time of the update is passed in (`now_ms`), never read here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -73,6 +73,8 @@ def operator_records(
     tz: str,
     fund: Fraction | None = None,
     cache: dict[str, ScoredOperator] | None = None,
+    *,
+    changed_only: bool = False,
 ) -> dict[str, Record]:
     """`kpi.operator-scores` values of every operator of one period.
 
@@ -81,18 +83,24 @@ def operator_records(
     activity (a rolling window that slid past them) gets zero counts, null KPIs, F 0 and a null share.
     `cache` (one dict per period, kept by the caller) remembers each operator's KPIs and F for its
     counts and strategy, so with thousands of operators only those whose counts changed are scored
-    again; the records are the same with or without it.
+    again; the records are the same with or without it. With `changed_only` (and a cache), only the
+    records of operators whose own counts or strategy changed since the last call (or who joined or
+    left the period) are built; their shares are still over everyone.
     """
     strat: StrategyOf = _constant(strategy_of) if isinstance(strategy_of, Strategy) else strategy_of
+    before = dict(cache) if changed_only and cache is not None else None
     scored = {op: _score(op, c, strat(op), cache) for op, c in operators.items() if c}
     if cache is not None and len(cache) > len(scored):
         for op in [op for op in cache if op not in scored]:
             del cache[op]
+    wanted: Iterable[str] = operators
+    if before is not None:
+        wanted = [op for op in operators if before.get(op) is not scored.get(op)]
     shares = fund_shares({op: sc[3] for op, sc in scored.items()})
     kind, start = _period_fields(period_key, tz)
     updated = iso_ms(now_ms)
     out: dict[str, Record] = {}
-    for op in sorted(operators):
+    for op in sorted(wanted):
         sc = scored.get(op)
         if sc is not None:
             s = sc[1]

@@ -279,3 +279,21 @@ def test_expired_keys_leave_the_index() -> None:
     batch = w.pub.flush()
     assert {r["operator_id"] for r in batch.operators} == {"a"}
     assert "op|b|day:2026-01-15" not in w.pub._known
+
+
+def test_with_many_operators_share_only_changes_wait_for_the_share_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stream.publish.SHARES_EVERY_FLUSH_UP_TO", 2)
+    w = World([], share_interval_s=10.0)
+    for op in "abc":
+        w.add("op", op, T0, ANSWER)
+    w.pub.flush()  # the first flush publishes everything
+    w.clock.t += 1
+    w.add("op", "d", T0 + 1000, ANSWER)  # a new operator: everyone's share moves
+    day = [r for r in w.pub.flush().operators if r["period_key"] == "day:2026-01-15"]
+    assert [r["operator_id"] for r in day] == ["d"] and day[0]["fund_share"] == 0.25
+    w.clock.t += 10  # the share interval is over: b and c get their new share (d's is unchanged)
+    w.add("op", "a", T0 + 2000, ANSWER)
+    day = [r for r in w.pub.flush().operators if r["period_key"] == "day:2026-01-15"]
+    assert {r["operator_id"]: r["fund_share"] for r in day} == {"a": 0.25, "b": 0.25, "c": 0.25}
