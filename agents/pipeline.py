@@ -127,7 +127,7 @@ class Pipeline:
             async def handle(events: list[EventT[bytes]]) -> None:
                 await self.ingest_batch(stream, stream_name, kind, events)
 
-            async for _ in run_bulk(stream, handle, settings.batch_size):
+            async for _ in run_bulk(stream, handle, settings.batch_size, settings.batch_linger_s):
                 yield None
 
         ingest.__name__ = f"ingest_{stream_name}"
@@ -242,7 +242,7 @@ class Pipeline:
         async def handle(events: list[EventT[bytes]]) -> None:
             await self.aggregate_batch(stream, events)
 
-        async for _ in run_bulk(stream, handle, settings.batch_size):
+        async for _ in run_bulk(stream, handle, settings.batch_size, settings.batch_linger_s):
             yield None
 
     async def aggregate_batch(self, stream: Any, events: list[EventT[bytes]]) -> list[str]:

@@ -43,10 +43,11 @@ class Settings:
     max_message_bytes: int = 65536
     flush_interval_s: float = 1.0
     share_interval_s: float = 10.0  # operators whose only change is their fund share: at most this often
-    # Faust's own per-message Prometheus sensors (faust_* metrics): useful, but they cost ~10 % of a
-    # worker's time at high rates.
-    faust_sensors: bool = True
+    # Faust's own per-message Prometheus sensors (faust_* metrics): off by default, they cost work on
+    # every message and caused latency spikes (docs/outputs.md).
+    faust_sensors: bool = False
     batch_size: int = 2000  # at most this many queued messages are handled as one batch
+    batch_linger_s: float = 0.1  # a batch not yet full waits this long for more (see agents/batching.py)
     rebalance_timeout_s: float = 3.0
     # How long the group waits for a silent worker before moving its partitions. Long enough that a
     # busy event loop (a large publisher flush) does not lose its partitions; tests use a short one
@@ -67,6 +68,8 @@ class Settings:
             raise ConfigError("max_message_bytes", "must be at least 64")
         if self.flush_interval_s <= 0:
             raise ConfigError("flush_interval_s", "must be positive")
+        if not 0 <= self.batch_linger_s <= 1:
+            raise ConfigError("batch_linger_s", "must be between 0 and 1 second")
         if self.share_interval_s < self.flush_interval_s:
             raise ConfigError("share_interval_s", "must be at least flush_interval_s")
         if self.kpi.tz != self.tz:
