@@ -719,6 +719,22 @@ async def _latency_load(
     return lats, len(measured)
 
 
+def wait_until_quiet(max_busy_pct: float = 25.0, timeout_s: float = 30.0) -> float:
+    """Wait (at most `timeout_s`) until the machine's CPU is below `max_busy_pct` over a second.
+
+    The steps before leave work behind (workers shutting down, the broker writing and compacting
+    hundreds of thousands of records); a latency figure should not measure that. Returns the busy
+    percentage of the last second waited.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    busy = psutil.cpu_percent(interval=1.0)
+    while busy > max_busy_pct and time.monotonic() < deadline:
+        busy = psutil.cpu_percent(interval=1.0)
+    return round(float(busy), 1)
+
+
 def bench_latency(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -> dict[str, Any]:
     n = int(cfg.latency_rate * (cfg.latency_s + cfg.latency_warmup_s)) + 10
     say(f"latency: {cfg.latency_rate:.0f} ev/s, {cfg.latency_s:.0f}s + {cfg.latency_warmup_s:.0f}s warm-up")
@@ -727,10 +743,16 @@ def bench_latency(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -
     flush_redis(svc.redis_url)
     with running_worker(svc, prefix, workdir, cfg.partitions) as w:
         w.wait_ready()
+        busy = wait_until_quiet()
         lats, sent = asyncio.run(_latency_load(cfg, svc, prefix, load))
         rss = w.rss_mb()
     out = stats.latency_summary(lats, sent)
-    out.update(rate_per_s=cfg.latency_rate, duration_s=cfg.latency_s, worker_rss_mb_after=round(rss, 1))
+    out.update(
+        rate_per_s=cfg.latency_rate,
+        duration_s=cfg.latency_s,
+        worker_rss_mb_after=round(rss, 1),
+        machine_busy_pct_at_start=busy,
+    )
     say(f"  latency p50 {out['p50_s']} s, p99 {out['p99_s']} s, missing {out['probes_missing']}")
     return out
 
