@@ -54,7 +54,7 @@ format: setup ## apply ruff fixes and formatting
 
 bench: setup ## throughput, latency, report speed and memory beside same-run baselines; JSON on stdout
 	@$(PIP) install -c constraints.txt -e '.[bench]'
-	$(BIN)/kpistream bench --json
+	@$(BIN)/kpistream bench --json
 
 clean: ## remove caches and local service data (keeps .venv and the Kafka jar cache)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .kpistream build dist *.egg-info
