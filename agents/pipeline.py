@@ -253,6 +253,9 @@ class Pipeline:
             by_partition[ev.message.partition].append(ev)
         changed: list[str] = []
         for partition, evs in by_partition.items():
+            # Faust's RocksDB store reads and writes the bucket of the current event's partition:
+            # make one of this partition's events current before any read, not only before the flush.
+            stream._set_current_event(evs[-1])
             aggs: WriteBack[AggState] = WriteBack(self.agg_table)
             biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table)
             alerts: WriteBack[AlertState] = WriteBack(self.alert_table)

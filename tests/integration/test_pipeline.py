@@ -125,10 +125,14 @@ def report_of(path: Path, env: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(r.stdout)["periods"])
 
 
+STORES = pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+
+
+@STORES
 def test_stream_equals_report_on_apache_kafka(
-    kafka_broker: Any, worker_env: Any, start_worker: Any, sim_file: Path
+    kafka_broker: Any, worker_env: Any, start_worker: Any, sim_file: Path, store: str
 ) -> None:
-    env = worker_env(kafka_broker.url)
+    env = {**worker_env(kafka_broker.url), "KPISTREAM_STORE": store}
     worker = start_worker(env)
     r = kpistream("produce", "--events", str(sim_file), "--quiet", env=env)
     assert r.returncode == 0, r.stderr
@@ -138,10 +142,11 @@ def test_stream_equals_report_on_apache_kafka(
     assert got == expected
 
 
+@STORES
 def test_sigkill_mid_stream_then_restart_gives_the_same_totals(
-    kafka_broker: Any, worker_env: Any, start_worker: Any, sim_file: Path, tmp_path: Path
+    kafka_broker: Any, worker_env: Any, start_worker: Any, sim_file: Path, tmp_path: Path, store: str
 ) -> None:
-    env = worker_env(kafka_broker.url)
+    env = {**worker_env(kafka_broker.url), "KPISTREAM_STORE": store}
     worker = start_worker(env)
     lines = sim_file.read_text().splitlines()
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
