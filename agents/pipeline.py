@@ -254,7 +254,7 @@ class Pipeline:
         changed: list[str] = []
         for partition, evs in by_partition.items():
             # Faust's RocksDB store reads and writes the bucket of the current event's partition:
-            # make one of this partition's events current before any read, not only before the flush.
+            # one of this partition's events is current for its reads and for the flush below.
             stream._set_current_event(evs[-1])
             aggs: WriteBack[AggState] = WriteBack(self.agg_table)
             biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table)
@@ -269,7 +269,6 @@ class Pipeline:
                 await self.evaluate_alerts(part_changed, aggs, alerts)
             finally:
                 self.store.table = self.agg_table
-            stream._set_current_event(evs[-1])  # changelog records go to this partition
             aggs.flush()
             biz_cache.flush()
             alerts.flush()

@@ -47,7 +47,7 @@ class TooLate(InvalidEvent):
 
 def state_key(event: Event) -> str:
     """The entity state key of an event (FCR by case key, the rest by their id)."""
-    if event.stream == "contact":
+    if STREAM_OF_TYPE[event.type] == "contact":
         return event.case_key or ""
     return event.entity_key
 
@@ -263,7 +263,7 @@ class Engine:
             kind = KIND_OF_STREAM.get(stream)
             if kind is None or kind == "agent":
                 continue  # operators' states feed only the live view, which a report has not
-            key = (kind, (e.case_key or "") if stream == "contact" else e.entity_key)  # = state_key(e)
+            key = (kind, state_key(e))
             seen = ids.get(key)
             if seen is None:
                 seen = ids[key] = set()
