@@ -18,8 +18,9 @@ _DELETED: Any = object()
 class WriteBack(MutableMapping[str, V], Generic[V]):
     """Reads through to `backing`; buffers writes and deletions until `flush`."""
 
-    def __init__(self, backing: MutableMapping[str, V]) -> None:
+    def __init__(self, backing: MutableMapping[str, V], partition: int | None = None) -> None:
         self.backing = backing
+        self.partition = partition
         self.pending: dict[str, V] = {}
 
     def __getitem__(self, key: str) -> V:

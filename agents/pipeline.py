@@ -25,23 +25,24 @@ from agents.transport import FastTransport
 from schemas.events import dead_letter, format_ts, parse_event
 from stream.config import Settings
 from stream.core import jsonbytes
-from stream.core.aggregate import AggregateStore, AggState, split_key
+from stream.core.aggregate import AggregateStore, AggState
 from stream.core.alerts import ALERT_KPIS, FIRING, AlertState, evaluate, rule_for
-from stream.core.contributions import KIND_OF_STREAM
-from stream.core.engine import Stage1, state_key
-from stream.core.entity import Delta, EntityState, EntityStore, is_expired_entity, needs_orphan_report
+from stream.core.contributions import CENTER, KIND_OF_STREAM, QUEUE
+from stream.core.deltas import DeltaBatch, encode_business
+from stream.core.deltas import decode as decode_deltas
+from stream.core.entity import EntityState, is_expired_entity, needs_orphan_report
 from stream.core.events import Event
-from stream.core.periods import ROLLING
+from stream.core.eventtime import Watermark, check_time
+from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey, period_of
+from stream.core.periods import DAY_PREFIX, ROLLING
 from stream.core.scorecard import BusinessState
+from stream.core.stage1 import Stage1, state_key
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
 from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, INPUT_TOPICS
 
 log = logging.getLogger(__name__)
 
-BUSINESS_KEY = "business"
-CENTER_QUEUE = "_center"  # the centre where a queue name is expected
-CENTER_AGG_KEY = "center|"
 SWEEP_EVERY_S = 10.0
 
 Clock = Callable[[], float]
@@ -49,6 +50,11 @@ Clock = Callable[[], float]
 
 def _now_ms(clock: Clock) -> int:
     return int(clock() * 1000)
+
+
+def set_current_event(stream: Any, event: EventT[bytes] | None) -> None:
+    """Make `event` the stream's current event: Faust writes table changelog records to its partition."""
+    stream._set_current_event(event)
 
 
 class Pipeline:
@@ -69,7 +75,7 @@ class Pipeline:
         register_codecs(self.cfg)
         self.app = app or make_app(settings)
         self.on_change: list[Callable[[list[str]], None]] = []
-        self.watermark = 0
+        self.event_time = Watermark()  # see stream/core/eventtime.py: no single event moves it
         p = settings.partitions
         self.input_topics = {
             stream: self.app.topic(
@@ -99,11 +105,16 @@ class Pipeline:
             settings.topic(ALERTS), key_serializer="raw", value_serializer="raw"
         )
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
-        self.stage1 = Stage1(self.entity_tables, self.cfg)
-        self.store = AggregateStore(self.agg_table, self.cfg, rolling=True)
+        # Reads only (the API and the publisher): the agents write through per-partition stores.
+        self.store = AggregateStore(self.agg_table, self.cfg, rolling=True, event_time=self.event_time)
         # Keys written per table partition, so sweeps can delete them while processing that partition.
         self._keys: dict[tuple[str, int], set[str]] = defaultdict(set)
         self._last_sweep: dict[tuple[str, int], float] = {}
+        self._slot_of_topic = {
+            topic.get_topic_name(): KIND_OF_STREAM.get(s) for s, topic in self.input_topics.items()
+        }
+        self._slot_of_topic[self.deltas_topic.get_topic_name()] = "agg"
+        self.app.on_partitions_revoked.connect(self._on_partitions_revoked)
         for stream, topic in self.input_topics.items():
             self.app.agent(topic, name=f"kpistream.ingest.{stream}")(self._make_ingest(stream))
         self.app.agent(self.deltas_topic, name="kpistream.aggregate")(self._aggregate)
@@ -117,6 +128,19 @@ class Pipeline:
         # it, so build it again with ours (same name) before the app starts.
         table.changelog_topic = table._new_changelog_topic()
         return table
+
+    @property
+    def watermark(self) -> int:
+        """The newest event time this worker has seen (stream/core/eventtime.py)."""
+        return self.event_time.newest
+
+    def _on_partitions_revoked(self, sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
+        """Forget the keys of partitions given away: another worker sweeps and publishes them now."""
+        for tp in args[0] if args else ():
+            slot = self._slot_of_topic.get(tp.topic)
+            if slot is not None:
+                self._keys.pop((slot, tp.partition), None)
+                self._last_sweep.pop((slot, tp.partition), None)
 
     # ---------------------------------------------------------------- stage 1
     def _make_ingest(self, stream_name: str) -> Callable[[Any], AsyncIterator[None]]:
@@ -138,54 +162,53 @@ class Pipeline:
     ) -> None:
         """Validate, apply to entity state, and send the coalesced deltas of a batch of messages."""
         caches: dict[int, WriteBack[EntityState]] = {}
-        stores: dict[int, EntityStore] = {}  # one per partition, over that partition's cache
+        stages: dict[int, Stage1] = {}  # one per partition, over that partition's cache
         last_event: dict[int, EventT[bytes]] = {}
-        # One message per aggregate per batch; inside it, the changes by source partition in order.
-        items: dict[str, dict[str, list[list[Any]]]] = defaultdict(lambda: defaultdict(list))
+        deltas = DeltaBatch(self.cfg.tz)
         business: list[tuple[str, int, dict[str, Any]]] = []
         types: Counter[str] = Counter()
         table = self.entity_tables[kind] if kind is not None else None
+        event_time = self.event_time
+        now_ms = _now_ms(self.clock)
         for ev in events:
             msg = ev.message
             raw = bytes(ev.value) if isinstance(ev.value, bytes | bytearray) else str(ev.value).encode()
             try:
                 event = parse_event(raw, max_bytes=self.settings.max_message_bytes, stream=stream_name)
-                self.stage1.check_time(event, self.watermark)
-            except InvalidEvent as exc:  # TooLate is one too
+                check_time(event.ts, event_time.value, now_ms, self.cfg)
+            except InvalidEvent as exc:  # TooLate and FromTheFuture are too
                 await self.send_dead_letter(
                     raw, exc.reason, exc.detail, msg.topic, msg.partition, msg.offset, exc.field
                 )
                 continue
             types[event.type] += 1
-            if event.ts > self.watermark:
-                self.watermark = event.ts
+            event_time.observe(event.ts, event.event_id)
             source = f"{msg.topic}:{msg.partition}"
             if table is None or kind is None:
                 business.append((source, msg.offset, event.to_dict()))
                 continue
-            store = stores.get(msg.partition)
-            if store is None:
-                caches[msg.partition] = WriteBack(table)
-                store = stores[msg.partition] = EntityStore(caches[msg.partition], kind, self.cfg)
+            stage1 = stages.get(msg.partition)
+            if stage1 is None:
+                caches[msg.partition] = WriteBack(table, msg.partition)
+                stage1 = stages[msg.partition] = Stage1({kind: caches[msg.partition]}, self.cfg)
             last_event[msg.partition] = ev
-            key = state_key(event)
-            for d in store.apply(key, event, source, msg.offset):
-                items[d.agg_key][source].append([d.offset, d.index, d.ts, d.counts])
-            self._keys[(kind, msg.partition)].add(key)
+            for d in stage1.process(event, source, msg.offset):
+                deltas.add(d)
+            self._keys[(kind, msg.partition)].add(state_key(event))
         for t, n in types.items():
             self.metrics.events_total.labels(t).inc(n)
         self.metrics.messages_total.labels(f"ingest.{stream_name}").inc(len(events))
         for partition, cache in caches.items():
             assert kind is not None
             await self._sweep_entities(kind, partition, cache, last_event[partition])
-            stream._set_current_event(last_event[partition])  # changelog records go to this partition
+            set_current_event(stream, last_event[partition])  # changelog records go to this partition
             cache.flush()
-        for agg_key, by_source in items.items():
-            value = {"wm": self.watermark, "i": by_source}
-            await self.deltas_topic.send(key=agg_key.encode(), value=_dumps(value))
+        wm, newest = event_time.value, event_time.newest
+        for key, value in deltas.encoded(wm, newest):
+            await self.deltas_topic.send(key=key, value=value)
         for source, offset, event_dict in business:
-            value = {"s": source, "o": offset, "wm": self.watermark, "b": event_dict}
-            await self.deltas_topic.send(key=CENTER_AGG_KEY.encode(), value=_dumps(value))
+            key, value = encode_business(source, offset, wm, newest, event_dict)
+            await self.deltas_topic.send(key=key, value=value)
 
     async def send_dead_letter(
         self,
@@ -219,7 +242,7 @@ class Pipeline:
             if st is None:
                 keys.discard(key)
                 continue
-            if needs_orphan_report(st, self.watermark, self.cfg):
+            if needs_orphan_report(st, self.event_time.value, self.cfg):
                 st.orphan_reported = True
                 cache[key] = st
                 raw = json.dumps([e.to_dict() for e in st.events]).encode()
@@ -231,7 +254,7 @@ class Pipeline:
                     partition,
                     None,
                 )
-            if is_expired_entity(st, self.watermark, self.cfg):
+            if is_expired_entity(st, self.event_time.value, self.cfg):
                 del cache[key]
                 keys.discard(key)
 
@@ -255,20 +278,17 @@ class Pipeline:
         for partition, evs in by_partition.items():
             # Faust's RocksDB store reads and writes the bucket of the current event's partition:
             # one of this partition's events is current for its reads and for the flush below.
-            stream._set_current_event(evs[-1])
-            aggs: WriteBack[AggState] = WriteBack(self.agg_table)
-            biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table)
-            alerts: WriteBack[AlertState] = WriteBack(self.alert_table)
-            self.store.table = aggs
-            try:
-                part_changed: list[str] = []
-                for ev in evs:
-                    part_changed.extend(self._apply_deltas(ev, biz_cache))
-                self._keys[("agg", partition)].update(part_changed)
-                self._sweep_aggregates(partition, aggs)
-                await self.evaluate_alerts(part_changed, aggs, alerts)
-            finally:
-                self.store.table = self.agg_table
+            set_current_event(stream, evs[-1])
+            aggs: WriteBack[AggState] = WriteBack(self.agg_table, partition)
+            biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table, partition)
+            alerts: WriteBack[AlertState] = WriteBack(self.alert_table, partition)
+            store = AggregateStore(aggs, self.cfg, rolling=True, event_time=self.event_time)
+            part_changed: list[str] = []
+            for ev in evs:
+                part_changed.extend(self._apply_deltas(ev, store, biz_cache))
+            self._keys[("agg", partition)].update(k for k in part_changed if k != BUSINESS_KEY)
+            self._sweep_aggregates(partition, store, aggs)
+            await self.evaluate_alerts(part_changed, store, alerts)
             aggs.flush()
             biz_cache.flush()
             alerts.flush()
@@ -278,48 +298,45 @@ class Pipeline:
             cb(unique)
         return unique
 
-    def _apply_deltas(self, ev: EventT[bytes], biz_cache: WriteBack[BusinessState]) -> list[str]:
-        key = ev.key.decode() if isinstance(ev.key, bytes | bytearray) else str(ev.key)
-        value = jsonbytes.loads(ev.value)
-        wm = int(value["wm"])
-        self.store.observe(wm)
-        if wm > self.watermark:
-            self.watermark = wm
-        if "b" in value:
+    def _apply_deltas(
+        self, ev: EventT[bytes], store: AggregateStore, biz_cache: WriteBack[BusinessState]
+    ) -> list[str]:
+        msg = decode_deltas(bytes(ev.key or b""), bytes(ev.value))
+        self.event_time.advance(msg.watermark, msg.newest)
+        if msg.business is not None:
             biz: BusinessState = biz_cache.get(BUSINESS_KEY) or BusinessState()
-            if biz.apply(Event.from_dict(value["b"])):
+            if biz.apply(Event.from_dict(msg.business)):
                 biz_cache[BUSINESS_KEY] = biz
                 return [BUSINESS_KEY]
             return []
-        scope, sid = key.split("|", 1)
         changed: list[str] = []
-        for source, items in value["i"].items():
-            for offset, index, ts, counts in items:
-                applied = self.store.apply(
-                    Delta(scope, sid, int(ts), counts, source, int(offset), int(index))
-                )
-                if applied and scope == "queue" and applied[0].rsplit("|", 1)[1].startswith("day:"):
-                    self._count_calls(sid, counts)
-                changed.extend(applied)
+        for delta in msg.deltas:
+            if msg.period is not None:
+                changed.extend(store.apply_period(delta, msg.period))
+                continue
+            applied = store.apply(delta)
+            if applied and delta.scope == QUEUE and period_of(applied[0]).startswith(DAY_PREFIX):
+                self._count_calls(delta.scope_id, delta.counts)
+            changed.extend(applied)
         return changed
 
     async def evaluate_alerts(
-        self, changed: list[str], aggs: MutableMapping[str, AggState], alerts: MutableMapping[str, AlertState]
+        self, changed: list[str], store: AggregateStore, alerts: MutableMapping[str, AlertState]
     ) -> None:
         """LCR/CAR alerts of the queues and the centre whose rolling hour changed (event time)."""
         for key in dict.fromkeys(changed):
-            if not key.endswith(f"|{ROLLING}"):
+            if key == BUSINESS_KEY:
                 continue
-            scope, sid, _ = split_key(key)
-            if scope not in ("queue", "center"):
+            agg = AggKey.decode(key)
+            if agg.period != ROLLING or agg.scope not in (QUEUE, CENTER):
                 continue
-            counts = self.store.slid(key, aggs[key]).counts
-            queue = sid if scope == "queue" else CENTER_QUEUE
+            counts = store.slid(key, store.table[key]).counts
+            queue = agg.sid if agg.scope == QUEUE else CENTER_ID
             for kpi in ALERT_KPIS:
-                akey = f"{kpi}|{scope}|{queue}"
+                akey = f"{kpi}|{agg.scope}|{queue}"
                 state: AlertState = alerts.get(akey) or AlertState()
-                rule = rule_for(kpi, sid if scope == "queue" else None, self.cfg)
-                new, transition = evaluate(state, rule, scope, queue, counts, self.store.watermark)
+                rule = rule_for(kpi, agg.sid if agg.scope == QUEUE else None, self.cfg)
+                new, transition = evaluate(state, rule, agg.scope, queue, counts, store.watermark)
                 if transition is not None:
                     record = transition.to_json(format_ts)
                     if new.status == FIRING:
@@ -341,14 +358,15 @@ class Pipeline:
             if n > 0:
                 self.metrics.calls_total.labels(queue, outcome).inc(n)
 
-    def _sweep_aggregates(self, partition: int, aggs: MutableMapping[str, AggState]) -> None:
+    def _sweep_aggregates(self, partition: int, store: AggregateStore, aggs: WriteBack[AggState]) -> None:
+        """Delete this partition's day and month aggregates that fell out of retention."""
         slot = ("agg", partition)
         now = self.clock()
         if now - self._last_sweep.get(slot, 0.0) < SWEEP_EVERY_S:
             return
         self._last_sweep[slot] = now
         keys = self._keys[slot]
-        for k in set(self.store.expired_keys()) & keys:
+        for k in [k for k in keys if store.is_expired_key(k)]:
             del aggs[k]
             keys.discard(k)
 

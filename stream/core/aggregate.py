@@ -9,7 +9,7 @@ totals are exactly-once although the stream is at-least-once.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from sys import intern
 from typing import Any
@@ -19,6 +19,8 @@ from stream.core.config import DAY_MS, KpiConfig
 from stream.core.contributions import LIVE, MAIL, NOW_SCOPES
 from stream.core.counts import Counts, add_into
 from stream.core.entity import Delta
+from stream.core.eventtime import Watermark
+from stream.core.keys import AggKey, agg_key, period_of, scope_of
 from stream.core.periods import ROLLING, is_expired, period_keys
 
 NOW = "now"  # the period key of live-state aggregates
@@ -104,25 +106,39 @@ class AggState:
 
 
 def split_key(key: str) -> tuple[str, str, str]:
-    """'scope|id|period' -> (scope, id, period); ids may themselves contain '|'."""
-    scope, rest = key.split("|", 1)
-    sid, period = rest.rsplit("|", 1)
-    return scope, sid, period
+    """'scope|id|period' -> (scope, id, period): `AggKey.decode`, kept while callers move to it."""
+    return AggKey.decode(key)
 
 
 class AggregateStore:
     """Applies deltas to period aggregates held in any mapping (a dict, or a Faust table)."""
 
-    def __init__(self, table: MutableMapping[str, AggState], cfg: KpiConfig, *, rolling: bool = True) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[str, AggState],
+        cfg: KpiConfig,
+        *,
+        rolling: bool = True,
+        event_time: Watermark | None = None,
+    ) -> None:
         self.table = table
         self.cfg = cfg
         self.rolling = rolling
-        self.watermark = 0
+        self.event_time = event_time if event_time is not None else Watermark()
+
+    @property
+    def watermark(self) -> int:
+        """The newest event seen: where the rolling hour and the live view end (CONTRACT.md s.4)."""
+        return self.event_time.newest
+
+    @property
+    def retention_watermark(self) -> int:
+        """Event time vouched for by two events: what retention is measured from (CONTRACT.md s.1)."""
+        return self.event_time.value
 
     def observe(self, watermark_ms: int) -> None:
-        """Advance event time (the newest event seen); it never goes back."""
-        if watermark_ms > self.watermark:
-            self.watermark = watermark_ms
+        """Advance event time to at least `watermark_ms`; it never goes back."""
+        self.event_time.advance(watermark_ms)
 
     def now_horizon(self, scope: str) -> int | None:
         """Entries of a live scope at or before this time are stale (None: they never are)."""
@@ -133,7 +149,7 @@ class AggregateStore:
         return None
 
     def _apply_now(self, delta: Delta) -> list[str]:
-        key = f"{delta.agg_key}|{NOW}"
+        key = agg_key(delta.scope, delta.scope_id, NOW)
         st = self.table.get(key)
         if st is None:
             st = AggState.rolling()
@@ -147,70 +163,74 @@ class AggregateStore:
         return [key]
 
     def apply(self, delta: Delta) -> list[str]:
-        """Apply one delta; return the keys whose counts changed."""
+        """Apply one delta to each of its periods; return the keys whose counts changed."""
         if delta.scope in NOW_SCOPES:
             return self._apply_now(delta)
-        cfg = self.cfg
         changed: list[str] = []
-        for pk in period_keys(delta.ts, cfg.tz):
-            if is_expired(pk, self.watermark, cfg.tz, cfg.retention_days, cfg.retention_months):
-                continue
-            key = f"{delta.agg_key}|{pk}"
-            st = self.table.get(key)
-            if st is None:
-                st = AggState()
-            if st.seen(delta.source, delta.offset, delta.index):
-                continue
-            add_into(st.counts, delta.counts)
-            self.table[key] = st
-            changed.append(key)
+        for pk in period_keys(delta.ts, self.cfg.tz):
+            changed.extend(self._apply_fixed(delta, pk))
         if self.rolling:
-            key = f"{delta.agg_key}|{ROLLING}"
-            st = self.table.get(key)
-            if st is None:
-                st = AggState.rolling()
-            if not st.seen(delta.source, delta.offset, delta.index):
-                if delta.ts > self.watermark - cfg.rolling_ms:
-                    st.add_timed(delta.ts, delta.counts)
-                    st.trim(self.watermark - cfg.rolling_ms)
-                    changed.append(key)
-                self.table[key] = st
+            changed.extend(self._apply_rolling(delta))
         return changed
 
-    def advance_rolling(self, key: str) -> bool:
-        """Slide one rolling aggregate to the current watermark; True if its counts changed."""
+    def apply_period(self, delta: Delta, period: str) -> list[str]:
+        """Apply one delta to one of its periods only: operator deltas arrive routed by period."""
+        if period == ROLLING:
+            return self._apply_rolling(delta) if self.rolling else []
+        return self._apply_fixed(delta, period)
+
+    def _apply_fixed(self, delta: Delta, period: str) -> list[str]:
+        cfg = self.cfg
+        if is_expired(period, self.retention_watermark, cfg.tz, cfg.retention_days, cfg.retention_months):
+            return []
+        key = agg_key(delta.scope, delta.scope_id, period)
         st = self.table.get(key)
-        if st is None or st.entries is None:
-            return False
-        if st.trim(self.watermark - self.cfg.rolling_ms):
-            self.table[key] = st
-            return True
-        return False
+        if st is None:
+            st = AggState()
+        if st.seen(delta.source, delta.offset, delta.index):
+            return []
+        add_into(st.counts, delta.counts)
+        self.table[key] = st
+        return [key]
+
+    def _apply_rolling(self, delta: Delta) -> list[str]:
+        key = agg_key(delta.scope, delta.scope_id, ROLLING)
+        st = self.table.get(key)
+        if st is None:
+            st = AggState.rolling()
+        if st.seen(delta.source, delta.offset, delta.index):
+            return []
+        changed: list[str] = []
+        horizon = self.watermark - self.cfg.rolling_ms
+        if delta.ts > horizon:
+            st.add_timed(delta.ts, delta.counts)
+            st.trim(horizon)
+            changed.append(key)
+        self.table[key] = st
+        return changed
 
     def slid(self, key: str, st: AggState) -> AggState:
         """A copy of a rolling or live aggregate as of the current watermark (the table is untouched)."""
         if st.entries is None:
             return st
-        scope = key.split("|", 1)[0]
         horizon = (
-            self.watermark - self.cfg.rolling_ms if key.endswith(f"|{ROLLING}") else self.now_horizon(scope)
+            self.watermark - self.cfg.rolling_ms
+            if period_of(key) == ROLLING
+            else self.now_horizon(scope_of(key))
         )
         copy = AggState(counts=dict(st.counts), entries=dict(st.entries), times=list(st.times or ()))
         if horizon is not None:
             copy.trim(horizon)
         return copy
 
-    def rolling_keys(self) -> Iterator[str]:
-        return (k for k in list(self.table.keys()) if k.endswith(f"|{ROLLING}"))
+    def is_expired_key(self, key: str) -> bool:
+        """Whether the day or month aggregate under `key` fell out of retention (the caller deletes it)."""
+        cfg = self.cfg
+        pk = period_of(key)
+        return pk not in (ROLLING, NOW) and is_expired(
+            pk, self.retention_watermark, cfg.tz, cfg.retention_days, cfg.retention_months
+        )
 
     def expired_keys(self) -> list[str]:
         """Day and month aggregates that fell out of retention (the caller deletes them)."""
-        cfg = self.cfg
-        out = []
-        for k in list(self.table.keys()):
-            pk = k.rsplit("|", 1)[1]
-            if pk not in (ROLLING, NOW) and is_expired(
-                pk, self.watermark, cfg.tz, cfg.retention_days, cfg.retention_months
-            ):
-                out.append(k)
-        return out
+        return [k for k in list(self.table.keys()) if self.is_expired_key(k)]

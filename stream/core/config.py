@@ -26,6 +26,8 @@ class KpiConfig:
     retention_days: int = 40
     retention_months: int = 13
     orphan_after_ms: int = 5 * MINUTE_MS
+    # An event more than this ahead of the processor's wall clock is a `future` dead letter (CONTRACT s.1).
+    max_clock_skew_ms: int = HOUR_MS
     # How long a finished call/chat/e-mail's state is kept to absorb late or duplicate events.
     entity_grace_ms: int = 2 * DAY_MS
     # A call or chat shown waiting longer than this is assumed finished (its outcome was never sent).
@@ -45,6 +47,7 @@ class KpiConfig:
             "short_abandon_ms",
             "fcr_window_ms",
             "orphan_after_ms",
+            "max_clock_skew_ms",
             "entity_grace_ms",
             "live_max_wait_ms",
             "alert_min_duration_ms",

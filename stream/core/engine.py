@@ -1,225 +1,67 @@
-"""The whole computation in one place: stage 1 (entities), stage 2 (aggregates), and the period view.
+"""The stream's computation in one process, over dicts: `kpistream report` and the tests.
 
-The worker runs `Stage1` and `AggregateStore` over Faust tables, partitioned; `kpistream report` runs
-`Engine`, which holds the same objects over dicts in one process. Both read results with `PeriodView`.
+`Engine.process` runs the very objects the worker runs (Stage1, AggregateStore, the watermark and
+the event-time bounds), event by event. `Engine.process_batch` is the report's fast path: each
+entity's contributions are a function of its event set, so it computes them once per entity; the
+property tests hold both paths equal. Results are read with `stream/core/report.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
-from stream.core.aggregate import NOW, AggregateStore, AggState, split_key
+from stream.core.aggregate import AggregateStore, AggState
 from stream.core.config import KpiConfig
-from stream.core.contributions import (
-    AGENTS,
-    CENTER,
-    CHANNEL,
-    KIND_OF_STREAM,
-    LIVE,
-    MAIL,
-    NOW_SCOPES,
-    OP,
-    QUEUE,
-    call_is_orphan,
-    contributions,
-)
-from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, add_into, full
-from stream.core.entity import Delta, EntityState, EntityStore
+from stream.core.contributions import KIND_OF_STREAM, NOW_SCOPES, call_is_orphan, contributions
+from stream.core.counts import add_into
+from stream.core.entity import EntityState
 from stream.core.events import STREAM_OF_TYPE, Event
-from stream.core.kpis import floats, operator_kpis, queue_kpis
-from stream.core.periods import ROLLING, is_expired, period_keys, too_late
-from stream.core.scorecard import BusinessState, scorecard
-from stream.core.scoring import Strategy, f_score, fund_shares
-from stream.errors import InvalidEvent
+from stream.core.eventtime import FromTheFuture, Watermark, check_time
+from stream.core.eventtime import TooLate as TooLate
 
-CENTER_ID = "_center"  # how the centre appears where a queue name is expected (Kafka key, labels)
+# Names that moved out of this module with its split by role; re-exported while callers move.
+from stream.core.keys import CENTER_ID as CENTER_ID
+from stream.core.keys import agg_key
+from stream.core.live import LIVE_FIELDS as LIVE_FIELDS
+from stream.core.live import live_state as live_state
+from stream.core.periods import ROLLING, is_expired, period_keys
+from stream.core.report import PeriodData as PeriodData
+from stream.core.report import group_by_period as group_by_period
+from stream.core.report import operator_scores as operator_scores
+from stream.core.report import period_report as period_report
+from stream.core.scorecard import BusinessState
+from stream.core.scoring import Strategy
+from stream.core.stage1 import Stage1, state_key
 
-
-class TooLate(InvalidEvent):
-    """The event's period is out of retention; it goes to the dead letters as `too_late`."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__("too_late", detail, "ts")
-
-
-def state_key(event: Event) -> str:
-    """The entity state key of an event (FCR by case key, the rest by their id)."""
-    if STREAM_OF_TYPE[event.type] == "contact":
-        return event.case_key or ""
-    return event.entity_key
-
-
-class Stage1:
-    """Routes a validated event to its entity state and returns the count changes it causes."""
-
-    def __init__(self, tables: Mapping[str, MutableMapping[str, EntityState]], cfg: KpiConfig) -> None:
-        self.cfg = cfg
-        self.stores = {kind: EntityStore(tables[kind], kind, cfg) for kind in tables}
-
-    def check_time(self, event: Event, watermark_ms: int) -> None:
-        cfg = self.cfg
-        if too_late(event.ts, watermark_ms, cfg.tz, cfg.retention_days, cfg.retention_months):
-            raise TooLate(f"event time is older than the {cfg.retention_days}-day retention")
-
-    def process(self, event: Event, source: str, offset: int) -> list[Delta]:
-        kind = KIND_OF_STREAM.get(event.stream)
-        if kind is None:
-            return []
-        return self.stores[kind].apply(state_key(event), event, source, offset)
-
-
-@dataclass(slots=True)
-class PeriodData:
-    """Counts of one period by scope."""
-
-    operators: dict[str, Counts] = field(default_factory=dict)
-    queues: dict[str, Counts] = field(default_factory=dict)
-    channels: dict[str, Counts] = field(default_factory=dict)
-    center: Counts = field(default_factory=dict)
-
-
-def group_by_period(aggs: Mapping[str, AggState]) -> dict[str, PeriodData]:
-    out: dict[str, PeriodData] = {}
-    for key, st in aggs.items():
-        if not st.counts:
-            continue
-        scope, sid, pk = split_key(key)
-        if pk == NOW:
-            continue  # live state, not a period (see live_state)
-        pd = out.setdefault(pk, PeriodData())
-        if scope == OP:
-            pd.operators[sid] = st.counts
-        elif scope == QUEUE:
-            pd.queues[sid] = st.counts
-        elif scope == CHANNEL:
-            pd.channels[sid] = st.counts
-        elif scope == CENTER:
-            pd.center = st.counts
-    return out
-
-
-def operator_scores(
-    operators: Mapping[str, Counts], strategy_of: Mapping[str, Strategy] | Strategy
-) -> dict[str, tuple[dict[str, Any], Fraction, Strategy]]:
-    """Per operator: exact KPIs, F and the strategy used."""
-    out = {}
-    for op, counts in operators.items():
-        strat = strategy_of if isinstance(strategy_of, Strategy) else strategy_of[op]
-        k = operator_kpis(counts)
-        out[op] = (k, f_score(k, strat), strat)
-    return out
-
-
-def period_report(
-    pk: str,
-    pd: PeriodData,
-    strategy: Strategy,
-    cfg: KpiConfig,
-    business: BusinessState | None = None,
-    fund: Fraction | None = None,
-) -> dict[str, Any]:
-    """One period of the report's JSON (CONTRACT.md section 8)."""
-    scored = operator_scores(pd.operators, strategy)
-    shares = fund_shares({op: f for op, (_, f, _) in scored.items()})
-    operators: dict[str, Any] = {}
-    for op in sorted(scored):
-        k, f, _ = scored[op]
-        share = shares[op]
-        row: dict[str, Any] = {
-            "kpis": floats(k),
-            "counts": full(pd.operators[op], OPERATOR_COUNT_FIELDS),
-            "f": float(f),
-            "fund_share": None if share is None else float(share),
-        }
-        if fund is not None:
-            row["bonus"] = None if share is None else float(share * fund)
-        operators[op] = row
-    out: dict[str, Any] = {
-        "operators": operators,
-        "queues": {
-            q: {"kpis": floats(queue_kpis(c)), "counts": full(c, QUEUE_COUNT_FIELDS)}
-            for q, c in sorted(pd.queues.items())
-        },
-        "center": {"kpis": floats(queue_kpis(pd.center)), "counts": full(pd.center, QUEUE_COUNT_FIELDS)},
-        "channels": {
-            ch: {
-                "kpis": {"fcr": floats(queue_kpis(c))["fcr"]},
-                "counts": full(c, ("fcr_contacts", "fcr_resolved")),
-            }
-            for ch, c in sorted(pd.channels.items())
-        },
-    }
-    if pk != ROLLING:
-        out["scorecard"] = scorecard(pk, pd.center, business or BusinessState(), cfg)
-    return out
-
-
-LIVE_FIELDS: tuple[str, ...] = (
-    "waiting",
-    "longest_wait_s",
-    "chats_waiting",
-    "emails_open",
-    "emails_overdue",
-    "agents_available",
-    "agents_busy",
-    "agents_wrap_up",
-    "agents_paused",
-)
-
-
-def live_state(aggs: Mapping[str, AggState], watermark_ms: int, cfg: KpiConfig) -> dict[str, dict[str, Any]]:
-    """Per queue, now: calls and chats waiting, the longest wait, e-mails open and overdue, agents by state.
-
-    `aggs` holds live aggregates already slid to the watermark (AggregateStore.slid). "Now" is event
-    time: the newest event seen, so a replay shows the floor as it was.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for key, st in aggs.items():
-        scope, queue, pk = split_key(key)
-        if pk != NOW or scope not in (LIVE, MAIL, AGENTS):
-            continue
-        row = out.setdefault(queue, dict.fromkeys(LIVE_FIELDS, 0))
-        if scope == LIVE:
-            row["waiting"] += st.counts.get("waiting", 0)
-            row["chats_waiting"] += st.counts.get("chats_waiting", 0)
-            oldest = next((ts for ts in st.times or () if (st.entries or {})[ts].get("waiting", 0) > 0), None)
-            if oldest is not None:
-                row["longest_wait_s"] = max(0, watermark_ms - oldest) // 1000
-        elif scope == MAIL:
-            row["emails_open"] += st.counts.get("emails_open", 0)
-            due = watermark_ms - cfg.email_threshold_ms
-            row["emails_overdue"] += sum(
-                (st.entries or {})[ts].get("emails_open", 0) for ts in st.times or () if ts < due
-            )
-        else:
-            for state in ("available", "busy", "wrap_up", "paused"):
-                row[f"agents_{state}"] += st.counts.get(f"agents_{state}", 0)
-    return out
+Clock = Callable[[], float]
 
 
 class Engine:
     """The stream's computation in one process, over dicts: `kpistream report` and the tests."""
 
-    def __init__(self, cfg: KpiConfig, *, rolling: bool = False) -> None:
+    def __init__(self, cfg: KpiConfig, *, rolling: bool = False, clock: Clock = time.time) -> None:
         self.cfg = cfg
+        self.clock = clock  # the wall clock: only for the `future` bound
+        self.watermark = Watermark()
         self.entity_tables: dict[str, dict[str, EntityState]] = {
             k: {} for k in ("call", "chat", "email", "case", "agent")
         }
         self.stage1 = Stage1(self.entity_tables, cfg)
         self.aggs: dict[str, AggState] = {}
-        self.store = AggregateStore(self.aggs, cfg, rolling=rolling)
+        self.store = AggregateStore(self.aggs, cfg, rolling=rolling, event_time=self.watermark)
         self.business = BusinessState()
         self.too_late = 0
+        self.future = 0
         self.events = 0
         self._orphans: list[str] = []
 
     def process(self, event: Event, source: str = "file:0", offset: int = 0) -> None:
-        """Apply one event, as the worker would: raises TooLate for an event out of retention."""
-        self.stage1.check_time(event, self.store.watermark)
-        self.store.observe(event.ts)
+        """Apply one event, as the worker would: raises TooLate or FromTheFuture out of the time bounds."""
+        check_time(event.ts, self.watermark.value, int(self.clock() * 1000), self.cfg)
+        self.watermark.observe(event.ts, event.event_id)
         self.events += 1
         if event.stream == "business":
             self.business.apply(event)
@@ -228,33 +70,38 @@ class Engine:
             self.store.apply(d)
 
     def process_all(self, events: Iterable[Event]) -> None:
+        """Process every event; count those out of the event-time bounds (as the stream dead-letters them)."""
         for i, e in enumerate(events):
             try:
                 self.process(e, "file:0", i)
             except TooLate:
                 self.too_late += 1
+            except FromTheFuture:
+                self.future += 1
 
-    def process_batch(self, numbered: Iterable[tuple[int, Event]]) -> list[tuple[int, TooLate]]:
+    def process_batch(
+        self, numbered: Iterable[tuple[int, Event]]
+    ) -> list[tuple[int, TooLate | FromTheFuture]]:
         """The same totals as `process` over the same events in the same order, for a whole file.
 
         Each entity's contributions are a function of its event set (contributions.py), so the sum
         the stream reaches by emitting differences event by event is the sum of every entity's
         final contributions: this computes those once per entity. Retention is checked in arrival
-        order exactly as `process` does. Returns the events refused as too late (line, error).
+        order exactly as `process` does. Returns the events refused by the event-time bounds (line, error).
         """
         cfg = self.cfg
-        late: list[tuple[int, TooLate]] = []
+        late: list[tuple[int, TooLate | FromTheFuture]] = []
         groups: dict[tuple[str, str], list[Event]] = {}
         ids: dict[tuple[str, str], set[str]] = {}
-        wm = self.store.watermark
+        wm = self.watermark
+        now_ms = int(self.clock() * 1000)
         for n, e in numbered:
             try:
-                self.stage1.check_time(e, wm)
-            except TooLate as exc:
+                check_time(e.ts, wm.value, now_ms, cfg)
+            except (TooLate, FromTheFuture) as exc:
                 late.append((n, exc))
                 continue
-            if e.ts > wm:
-                wm = e.ts
+            wm.observe(e.ts, e.event_id)
             self.events += 1
             stream = STREAM_OF_TYPE[e.type]
             if stream == "business":
@@ -271,7 +118,6 @@ class Engine:
             if e.event_id not in seen:  # a repeated event_id changes nothing
                 seen.add(e.event_id)
                 groups[key].append(e)
-        self.store.observe(wm)
         aggs = self.aggs
         tz = cfg.tz
         for (kind, entity), evs in groups.items():
@@ -281,10 +127,10 @@ class Engine:
                 if scope in NOW_SCOPES:
                     continue
                 for pk in period_keys(ts, tz):
-                    agg_key = f"{scope}|{sid}|{pk}"
-                    st = aggs.get(agg_key)
+                    ak = agg_key(scope, sid, pk)
+                    st = aggs.get(ak)
                     if st is None:
-                        st = aggs[agg_key] = AggState()
+                        st = aggs[ak] = AggState()
                     add_into(st.counts, counts)
         return late
 
@@ -295,7 +141,7 @@ class Engine:
     def periods(self) -> dict[str, PeriodData]:
         """Day and month periods still in retention at the newest event (as the stream keeps them)."""
         cfg = self.cfg
-        wm = self.store.watermark
+        wm = self.watermark.value
         data = {
             pk: pd
             for pk, pd in group_by_period(self.aggs).items()

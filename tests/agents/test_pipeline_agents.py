@@ -57,7 +57,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         env={},
         overrides={"partitions": 1, "data_dir": str(tmp_path), "app_id": "kpi-agents", "batch_size": 1},
     )
-    ticks = iter(range(0, 10**9, 60))  # every look at the clock is a minute later: sweeps run each batch
+    # Wall clock from 2028 on (the events are older: none is `future`); every look is a minute later,
+    # so sweeps run each batch.
+    ticks = iter(range(1_830_000_000, 10**10, 60))
     pipeline = Pipeline(settings, clock=lambda: float(next(ticks)))
     pipeline.app.finalize()
     pipeline.app.conf.store = "memory://"
@@ -143,8 +145,11 @@ async def test_an_event_out_of_retention_is_too_late(harness: Harness) -> None:
     await harness.feed(
         "email",
         [
-            (b"m1", ev("e1", "email.received", "2026-03-01T09:00:00Z", email_id="m1", queue="q")),
-            (b"m0", ev("e0", "email.received", "2026-01-01T09:00:00Z", email_id="m0", queue="q")),
+            # Two events vouch for event time (no single event moves it), then one of a month
+            # older than the 13-month retention of months.
+            (b"m1", ev("e1", "email.received", "2027-03-01T09:00:00Z", email_id="m1", queue="q")),
+            (b"m2", ev("e2", "email.received", "2027-03-01T09:00:01Z", email_id="m2", queue="q")),
+            (b"m0", ev("e0", "email.received", "2026-01-31T09:00:00Z", email_id="m0", queue="q")),
         ],
     )
     assert [d["reason"] for d in harness.dead] == ["too_late"]
@@ -201,7 +206,11 @@ async def test_an_orphan_call_is_reported_once_and_old_state_is_dropped(harness:
     assert harness.pipeline.entity_tables["call"]["c0"].orphan_reported
     # Three days later the orphan's state (and the waiting calls') is dropped: idle past the grace.
     await harness.feed(
-        "telephony", [(b"c9", ev("e9", "call.offered", "2026-01-18T09:00:00Z", call_id="c9", queue="q"))]
+        "telephony",
+        [
+            (b"c8", ev("e8", "call.offered", "2026-01-18T09:00:00Z", call_id="c8", queue="q")),
+            (b"c9", ev("e9", "call.offered", "2026-01-18T09:00:01Z", call_id="c9", queue="q")),
+        ],
     )
     assert "c0" not in harness.pipeline.entity_tables["call"]
     assert [d["reason"] for d in harness.dead].count("orphan") == 1

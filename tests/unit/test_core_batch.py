@@ -18,11 +18,16 @@ T0 = 1_768_467_600_000
 OPS = ("a", "b", "c")
 
 
+def LATER() -> float:
+    """A wall clock after every event of these tests (none is `future`)."""
+    return 2_000_000_000.0
+
+
 def both(events: list[Event], cfg: KpiConfig | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = cfg or KpiConfig()
-    inc = Engine(cfg)
+    inc = Engine(cfg, clock=LATER)
     inc.process_all(events)
-    bat = Engine(cfg)
+    bat = Engine(cfg, clock=LATER)
     late = bat.process_batch(enumerate(events))
     assert len(late) == inc.too_late
     assert bat.orphan_calls() == inc.orphan_calls()
@@ -116,10 +121,11 @@ def test_batch_equals_incremental_on_a_simulated_day_with_duplicates_and_shuffle
 
 
 def test_retention_is_applied_alike() -> None:
-    # 50 days of one answered call a day: the oldest days fall out of the 40-day retention, and an
-    # event sent after the newest is refused as too late in both paths.
+    # 420 days of one answered call a day: the oldest days fall out of the 40-day retention (the
+    # oldest months of the 13-month one), and an event sent after the newest, older than every
+    # period it could count in, is refused as too late in both paths.
     events = []
-    for d in range(50):
+    for d in range(420):
         ts = T0 + d * DAY_MS
         events.append(Event(event_id=f"o{d}", type="call.offered", ts=ts, call_id=f"c{d}", queue="q"))
         events.append(
@@ -130,5 +136,6 @@ def test_retention_is_applied_alike() -> None:
     assert bat == inc
     days = [pk for pk in inc["periods"] if pk.startswith("day:")]
     assert len(days) == 40
-    e = Engine(KpiConfig())
+    assert len([pk for pk in inc["periods"] if pk.startswith("month:")]) == 13
+    e = Engine(KpiConfig(), clock=LATER)
     assert [type(x) for _, x in e.process_batch(enumerate(events))] == [TooLate]
