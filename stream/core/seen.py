@@ -30,12 +30,11 @@ a producer who wants an event ignored can already resend a used `event_id`.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import sys
 from array import array
-from collections import OrderedDict
-from collections.abc import Iterable, MutableMapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 from stream.core.config import KpiConfig
 from stream.core.events import Event
@@ -43,7 +42,7 @@ from stream.core.periods import DAY_PREFIX, MONTH_PREFIX, day_key, is_expired
 
 FINGERPRINT_BYTES = 8
 CHUNK_IDS = 4096  # ids per chunk: 32 KiB, the most one add rewrites besides the new ids
-CACHE_CHUNKS = 64  # decoded chunks kept in process (views of the mapping's bytes: ~no extra memory)
+CACHE_CHUNKS = 64  # decoded chunks kept in process: views of the bytes, no copy (a stale one: <= 2 MiB)
 DEFAULT_PREFIX = "seen"
 
 _LITTLE = sys.byteorder == "little"
@@ -82,11 +81,6 @@ def decode_chunk(raw: bytes) -> Sequence[int]:
     return arr  # pragma: no cover
 
 
-def _has(chunk: Sequence[int], fp: int) -> bool:
-    i = bisect.bisect_left(chunk, fp)
-    return i < len(chunk) and chunk[i] == fp
-
-
 def month_of_day(day: str) -> str:
     """`day:YYYY-MM-DD` -> `month:YYYY-MM` (the day key is already local to the configured zone)."""
     return f"{MONTH_PREFIX}{day[len(DAY_PREFIX) : len(DAY_PREFIX) + 7]}"
@@ -115,7 +109,7 @@ class SeenIds:
         self.prefix = prefix
         self.chunk_ids = chunk_ids
         self.cache_chunks = cache_chunks
-        self._cache: OrderedDict[str, tuple[bytes, Sequence[int]]] = OrderedDict()
+        self._cache: dict[str, tuple[bytes, Sequence[int]]] = {}
 
     # ------------------------------------------------------------ keys and chunks
     def chunk_key(self, day: str, n: int) -> str:
@@ -135,59 +129,62 @@ class SeenIds:
         """The chunk stored under `key` now, decoded (cached while the mapping holds the same bytes)."""
         raw = self.table.get(key)
         if raw is None:
-            self._cache.pop(key, None)
             return None
         hit = self._cache.get(key)
         if hit is not None and hit[0] is raw:  # the cache holds `raw`, so its identity is not reused
-            self._cache.move_to_end(key)
             return hit[1]
         chunk = decode_chunk(raw)
         if self.cache_chunks > 0:
+            if len(self._cache) >= self.cache_chunks:
+                del self._cache[next(iter(self._cache))]  # the oldest entry
             self._cache[key] = (raw, chunk)
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.cache_chunks:
-                self._cache.popitem(last=False)
         return chunk
 
-    def _chunks(self, day: str) -> list[tuple[str, Sequence[int]]]:
-        """Every chunk of a day bucket, in order (they are numbered from 0 without gaps)."""
-        out: list[tuple[str, Sequence[int]]] = []
+    def _chunks(self, day: str) -> Iterator[Sequence[int]]:
+        """The chunks of a day bucket, in order (numbered from 0 without gaps), read as needed."""
+        head = f"{self.prefix}|{day}|"
         n = 0
-        while True:
-            key = self.chunk_key(day, n)
-            chunk = self._chunk(key)
-            if chunk is None:
-                return out
-            out.append((key, chunk))
+        while (chunk := self._chunk(f"{head}{n}")) is not None:
+            yield chunk
             n += 1
 
     # ------------------------------------------------------------ the API
     def contains(self, day: str, fp: int) -> bool:
         """Whether fingerprint `fp` was added to bucket `day`."""
-        return any(_has(chunk, fp) for _, chunk in self._chunks(day))
+        for chunk in self._chunks(day):
+            i = bisect_left(chunk, fp)
+            if i < len(chunk) and chunk[i] == fp:
+                return True
+        return False
 
     def add(self, day: str, fps: Iterable[int]) -> list[str]:
-        """Add fingerprints to bucket `day`; return the chunk keys written (none if all were there).
+        """Add fingerprints to bucket `day`; return the chunk keys written.
 
         Only the open (last, not full) chunk is rewritten; the rest of the new ids fill new chunks.
-        An id already in the bucket is not stored again.
+        An id already in the open chunk is not stored twice, one in a full chunk may be: checking
+        them would cost a search per id and chunk, for a case that only a repeated sweep (a crash
+        between its writes) produces, and membership is the same either way.
         """
         if not day.startswith(DAY_PREFIX):
             raise ValueError(f"not a day key: {day!r}")
-        chunks = self._chunks(day)
-        new = sorted({fp for fp in fps if not any(_has(c, fp) for _, c in chunks)})
-        if not new:
-            return []
-        n = len(chunks)
-        pending = new
-        if chunks and len(chunks[-1][1]) < self.chunk_ids:
+        n = 0
+        last: Sequence[int] = ()
+        for chunk in self._chunks(day):
+            last = chunk
+            n += 1
+        ids = set(fps)
+        if n and len(last) < self.chunk_ids:
             n -= 1  # reopen the last chunk
-            pending = sorted([*chunks[-1][1], *new])
+            if ids.issubset(last):
+                return []
+            ids.update(last)
+        elif not ids:
+            return []
+        pending = sorted(ids)
         written: list[str] = []
         for start in range(0, len(pending), self.chunk_ids):
             key = self.chunk_key(day, n)
-            raw = encode_chunk(pending[start : start + self.chunk_ids])
-            self.table[key] = raw
+            self.table[key] = encode_chunk(pending[start : start + self.chunk_ids])
             self._cache.pop(key, None)
             written.append(key)
             n += 1
@@ -219,8 +216,8 @@ class SeenIds:
         return sorted({d for k in list(self.table.keys()) if (d := self.day_of(k)) is not None})
 
     def count(self, day: str) -> int:
-        """How many fingerprints bucket `day` holds."""
-        return sum(len(c) for _, c in self._chunks(day))
+        """How many fingerprints bucket `day` stores (an id re-added after its chunk filled: twice)."""
+        return sum(len(c) for c in self._chunks(day))
 
     def forget_cache(self) -> None:
         """Drop the decoded chunks kept in process (they are re-read from the mapping when needed)."""
