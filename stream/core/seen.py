@@ -14,13 +14,16 @@ Layout, in any `MutableMapping[str, bytes]` (a dict, or a Faust table with a byt
   Adding ids rewrites only the last (open) chunk and appends new ones: a table logs every assignment
   to its changelog, so a write costs at most one open chunk plus the new ids.
 
+An event is looked up in the bucket of its own day, so a re-send of an `event_id` with an event time
+on another day is not recognised here (stage 1 recognises it while the entity's state is kept).
+
 The mapping is the only truth: the in-process cache of decoded chunks is checked against the value
 the mapping holds now (by identity) at every read, so writes by others (changelog recovery, another
 `SeenIds` over the same mapping) are never missed.
 
 False positives. A fingerprint is 64 bits of BLAKE2b, so a new event whose day bucket holds N ids is
 taken for a repeat with probability N / 2**64. Over a day of E events, each looked up once against
-at most E ids of its day, the expected number of genuine events dropped is about E**2 / 2**64:
+at most E ids of its day, the expected number of genuine events dropped is at most E**2 / 2**64:
 5.4e-8 a day at a million events a day (one wrong event in ~50,000 years), 5.4e-6 at ten million
 (one in ~500 years). Collisions between two stored ids are harmless (both events were counted).
 32 bits would drop ~230 genuine events a day at a million a day, so 64 bits are the smallest word
