@@ -21,6 +21,14 @@ class _Text(codecs.Codec):
         return s.decode()
 
 
+class _Bytes(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return bytes(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return bytes(s)
+
+
 class _Entity(codecs.Codec):
     def __init__(self, cfg: KpiConfig) -> None:
         super().__init__()
@@ -58,6 +66,7 @@ class _Alert(codecs.Codec):
 
 
 TEXT = "kpi_text"
+BYTES = "kpi_bytes"
 ALERT = "kpi_alert"
 ENTITY = "kpi_entity"
 AGG = "kpi_agg"
@@ -67,6 +76,7 @@ BUSINESS = "kpi_business"
 def register_codecs(cfg: KpiConfig) -> None:
     """Register (or re-register with a new config) the codecs by name."""
     codecs.register(TEXT, _Text())
+    codecs.register(BYTES, _Bytes())
     codecs.register(ENTITY, _Entity(cfg))
     codecs.register(AGG, _Agg())
     codecs.register(BUSINESS, _Business())

@@ -20,7 +20,7 @@ import faust
 from faust.types import EventT
 
 from agents.batching import WriteBack, run_bulk
-from agents.codecs import AGG, ALERT, BUSINESS, ENTITY, TEXT, register_codecs
+from agents.codecs import AGG, ALERT, BUSINESS, BYTES, ENTITY, TEXT, register_codecs
 from agents.transport import FastTransport
 from schemas.events import dead_letter, format_ts, parse_event
 from stream.config import Settings
@@ -36,6 +36,7 @@ from stream.core.eventtime import Watermark, check_time
 from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey, period_of
 from stream.core.periods import DAY_PREFIX, ROLLING
 from stream.core.scorecard import BusinessState
+from stream.core.seen import SeenIds
 from stream.core.stage1 import Stage1, state_key
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
@@ -98,6 +99,8 @@ class Pipeline:
             kind: self._table(f"{kind}-state", ENTITY, f"{kind} state by id")
             for kind in ("call", "chat", "email", "case", "agent")
         }
+        self.seen_table: Any = self._table("seen-ids", BYTES, "fingerprints of expired entities' event ids")
+        self._seen: dict[tuple[str, int], SeenIds] = {}  # readers, one per entity partition
         self.agg_table: Any = self._table("aggregates", AGG, "period aggregates by scope|id|period")
         self.business_table: Any = self._table("business", BUSINESS, "business and staff facts")
         self.alert_table: Any = self._table("alerts", ALERT, "alert state by kpi|scope|queue")
@@ -190,7 +193,9 @@ class Pipeline:
             stage1 = stages.get(msg.partition)
             if stage1 is None:
                 caches[msg.partition] = WriteBack(table, msg.partition)
-                stage1 = stages[msg.partition] = Stage1({kind: caches[msg.partition]}, self.cfg)
+                stage1 = stages[msg.partition] = Stage1(
+                    {kind: caches[msg.partition]}, self.cfg, expired=self._seen_ids(kind, msg.partition)
+                )
             last_event[msg.partition] = ev
             for d in stage1.process(event, source, msg.offset):
                 deltas.add(d)
@@ -200,8 +205,8 @@ class Pipeline:
         self.metrics.messages_total.labels(f"ingest.{stream_name}").inc(len(events))
         for partition, cache in caches.items():
             assert kind is not None
-            await self._sweep_entities(kind, partition, cache, last_event[partition])
             set_current_event(stream, last_event[partition])  # changelog records go to this partition
+            await self._sweep_entities(kind, partition, cache, last_event[partition])
             cache.flush()
         wm, newest = event_time.value, event_time.newest
         for key, value in deltas.encoded(wm, newest):
@@ -227,22 +232,39 @@ class Pipeline:
             value["field"] = field
         await self.dead_topic.send(value=json.dumps(value).encode())
 
+    def _seen_ids(self, kind: str, partition: int, table: Any = None) -> SeenIds:
+        """The expired event ids of one entity partition (a reader over the table, or a writer)."""
+        prefix = f"seen|{kind}|{partition}"
+        if table is not None:
+            return SeenIds(table, self.cfg.tz, prefix=prefix)
+        reader = self._seen.get((kind, partition))
+        if reader is None or reader.table is not self.seen_table:
+            reader = self._seen[(kind, partition)] = SeenIds(self.seen_table, self.cfg.tz, prefix=prefix)
+        return reader
+
     async def _sweep_entities(
         self, kind: str, partition: int, cache: WriteBack[EntityState], ev: EventT[bytes]
     ) -> None:
-        """Report orphan calls and drop idle entity state of this partition, every few seconds."""
+        """Report orphan calls and drop idle entity state of this partition, every few seconds.
+
+        The event ids of a dropped entity go to the seen-ids table first, so a later repeat of one of
+        its events still changes nothing (CONTRACT.md s.1); buckets whose month left retention go.
+        The caller has made an event of this partition current.
+        """
         slot = (kind, partition)
         now = self.clock()
         if now - self._last_sweep.get(slot, 0.0) < SWEEP_EVERY_S:
             return
         self._last_sweep[slot] = now
         keys = self._keys[slot]
+        vouched = self.event_time.value
+        expired: list[tuple[str, str, list[Event]]] = []
         for key in list(keys):
             st: EntityState | None = cache.get(key)
             if st is None:
                 keys.discard(key)
                 continue
-            if needs_orphan_report(st, self.event_time.value, self.cfg):
+            if needs_orphan_report(st, vouched, self.cfg):
                 st.orphan_reported = True
                 cache[key] = st
                 raw = json.dumps([e.to_dict() for e in st.events]).encode()
@@ -254,9 +276,17 @@ class Pipeline:
                     partition,
                     None,
                 )
-            if is_expired_entity(st, self.event_time.value, self.cfg):
+            if is_expired_entity(st, vouched, self.cfg):
+                expired.append((kind, key, st.events))
                 del cache[key]
                 keys.discard(key)
+        seen_cache: WriteBack[bytes] = WriteBack(self.seen_table, partition)
+        seen = self._seen_ids(kind, partition, seen_cache)
+        seen.add_entities(expired)
+        if vouched > 0:
+            for k in seen.expired_keys(vouched, self.cfg):
+                del seen_cache[k]
+        seen_cache.flush()
 
     # ---------------------------------------------------------------- stage 2
     async def _aggregate(self, stream: Any) -> AsyncIterator[None]:

@@ -49,6 +49,11 @@ class Stage1:
             return []
         key = state_key(event)
         store = self.stores[kind]
-        if self.expired is not None and store.table.get(key) is None and self.expired.seen(kind, key, event):
-            return []  # a repeat of an event whose entity's state has expired (CONTRACT s.1 horizon)
+        if self.expired is not None:
+            state = store.table.get(key)
+            if (state is None or state.index_of(event.event_id) < 0) and self.expired.seen(kind, key, event):
+                # A repeat of an event of this entity whose earlier state expired (CONTRACT s.1 horizon).
+                # Asked for every event the state does not hold, not only for a new state: a replay
+                # that starts with one new event must not let the old ones through.
+                return []
         return store.apply(key, event, source, offset)

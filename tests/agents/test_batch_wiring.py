@@ -43,7 +43,7 @@ async def test_random_batches_give_the_engines_totals(seed: int, tmp_path: Path)
     p = Pipeline(settings)
     for kind in p.entity_tables:
         p.entity_tables[kind] = {}
-    p.agg_table, p.business_table, p.alert_table = {}, {}, {}
+    p.agg_table, p.business_table, p.alert_table, p.seen_table = {}, {}, {}, {}
     p.store = AggregateStore(p.agg_table, p.cfg, rolling=True)
     sent: list[tuple[bytes, bytes]] = []
 

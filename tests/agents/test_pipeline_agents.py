@@ -214,3 +214,24 @@ async def test_an_orphan_call_is_reported_once_and_old_state_is_dropped(harness:
     )
     assert "c0" not in harness.pipeline.entity_tables["call"]
     assert [d["reason"] for d in harness.dead].count("orphan") == 1
+
+
+async def test_a_replay_after_the_entity_state_expired_changes_nothing(harness: Harness) -> None:
+    """CONTRACT s.1: a repeated event_id changes nothing while its periods are retained, however late."""
+    call = [
+        (b"c1", ev("e1", "call.offered", f"{T0}Z", call_id="c1", queue="q")),
+        (b"c1", ev("e2", "call.answered", f"{T0}.500Z", call_id="c1", operator_id="o")),
+    ]
+    later = [  # ten days later: two events vouch for the new event time, so c1's state expires
+        (b"c8", ev("e8", "call.offered", "2026-01-25T09:00:00Z", call_id="c8", queue="q")),
+        (b"c9", ev("e9", "call.offered", "2026-01-25T09:00:01Z", call_id="c9", queue="q")),
+    ]
+    await harness.feed("telephony", call)
+    await harness.feed("telephony", later)
+    assert "c1" not in harness.pipeline.entity_tables["call"]
+    # The PBX re-sends the day, and one event of it is new: the repeats still change nothing.
+    new_event = (b"c1", ev("e3", "call.ended", f"{T0}.900Z", call_id="c1", operator_id="o"))
+    await harness.feed("telephony", [new_event, *call, *later])
+    day = group_by_period(harness.pipeline.local_aggregates())["day:2026-01-15"]
+    assert day.center == {"offered": 1, "answered": 1, "sl_answered": 1}
+    assert day.operators["o"]["answered"] == 1
