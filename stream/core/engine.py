@@ -6,7 +6,7 @@ The worker runs `Stage1` and `AggregateStore` over Faust tables, partitioned; `k
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -32,7 +32,7 @@ from stream.core.events import STREAM_OF_TYPE, Event
 from stream.core.kpis import floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING, is_expired, period_keys, too_late
 from stream.core.scorecard import BusinessState, scorecard
-from stream.core.scoring import Strategy, f_score, fund_shares
+from stream.core.scoring import Fund, Strategy, amount_text, f_score, fund_shares, payroll_amounts
 from stream.errors import InvalidEvent
 
 CENTER_ID = "_center"  # how the centre appears where a queue name is expected (Kafka key, labels)
@@ -119,11 +119,16 @@ def period_report(
     strategy: Strategy,
     cfg: KpiConfig,
     business: BusinessState | None = None,
-    fund: Fraction | None = None,
+    fund: Fund | None = None,
 ) -> dict[str, Any]:
-    """One period of the report's JSON (CONTRACT.md section 8)."""
+    """One period of the report's JSON (CONTRACT.md section 8); `bonus` amounts with a fund."""
     scored = operator_scores(pd.operators, strategy)
     shares = fund_shares({op: f for op, (_, f, _) in scored.items()})
+    amounts = (
+        {}
+        if fund is None
+        else payroll_amounts({op: sc[1] for op, sc in scored.items()}, fund.amount, fund.minor_digits)
+    )
     operators: dict[str, Any] = {}
     for op in sorted(scored):
         k, f, _ = scored[op]
@@ -135,7 +140,7 @@ def period_report(
             "fund_share": None if share is None else float(share),
         }
         if fund is not None:
-            row["bonus"] = None if share is None else float(share * fund)
+            row["bonus"] = amount_text(amounts[op])
         operators[op] = row
     out: dict[str, Any] = {
         "operators": operators,
@@ -306,13 +311,16 @@ class Engine:
                 data.setdefault(pk, PeriodData())
         return data
 
-    def report(self, strategy: Strategy, fund: Fraction | None = None) -> dict[str, Any]:
-        """The JSON of `kpistream report`: the strategy, then every day and month period."""
+    def report(self, strategy: Strategy, fund: Callable[[str], Fund | None] | None = None) -> dict[str, Any]:
+        """The JSON of `kpistream report`: the strategy, then every day and month period.
+
+        `fund` gives the fund of a period key (None: no amounts), e.g. `StrategyBook.fund_for`.
+        """
         data = self.periods()
         return {
             "strategy": {"name": strategy.name, "weights": strategy.weights_json()},
             "periods": {
-                pk: period_report(pk, data[pk], strategy, self.cfg, self.business, fund)
+                pk: period_report(pk, data[pk], strategy, self.cfg, self.business, fund(pk) if fund else None)
                 for pk in sorted(data)
                 if pk != ROLLING
             },
