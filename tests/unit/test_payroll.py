@@ -346,3 +346,16 @@ def test_report_takes_the_strategies_file_funds(tmp_path: Path, capsys: pytest.C
 def test_report_bad_fund(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--events", str(_events(tmp_path)), "--fund", "1.001"]) == 2
     assert "more decimals" in capsys.readouterr().err
+
+
+def test_the_fund_setting_is_checked_at_start_up() -> None:
+    """KPISTREAM_FUND_AMOUNT: a bad amount stops the worker before it starts, not every flush."""
+    from agents.publishing import fund_of
+    from stream.errors import ConfigError
+
+    assert fund_of("") is None and fund_of("2500.5") == Fraction("2500.5")
+    for bad in ("-1", "0.001", "lots"):
+        with pytest.raises(ConfigError, match="fund_amount"):
+            fund_of(bad)
+    with pytest.raises(ConfigError, match="more decimals"):
+        fund_of("1.5", minor_digits=0)
