@@ -90,6 +90,7 @@ def fund_shares(scores: Mapping[str, Fraction]) -> dict[str, Fraction | None]:
 
 MINOR_DIGITS = 2  # digits of the currency's minor unit: 2 = cents (0 for yen, 3 for dinars)
 MAX_MINOR_DIGITS = 6  # ISO 4217 currencies have at most 4
+MAX_FUND_DIGITS = 30  # no payroll is larger; bounds the work on a mistyped "1e999999999"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,9 @@ class Fund:
             check_minor_digits(minor_digits)
             units = value * Fraction(10) ** minor_digits
             if units.denominator != 1:
-                raise ValueError(f"fund {value}: finer than the minor unit (10^-{minor_digits})")
+                raise ValueError(
+                    f"fund {value}: more decimals than the currency's minor unit ({minor_digits} digits)"
+                )
             return cls(from_minor_units(units.numerator, minor_digits), minor_digits)
         if isinstance(value, Decimal):
             return cls(value, minor_digits)
@@ -154,6 +157,8 @@ def minor_units(amount: Decimal, minor_digits: int = MINOR_DIGITS) -> int:
         raise ValueError(f"fund {amount}: not a finite amount")
     if amount < 0:
         raise ValueError(f"fund {amount}: must not be negative")
+    if amount.adjusted() >= MAX_FUND_DIGITS:
+        raise ValueError(f"fund {amount}: too large (at most {MAX_FUND_DIGITS} digits before the point)")
     units = Fraction(amount) * Fraction(10) ** minor_digits
     if units.denominator != 1:
         raise ValueError(

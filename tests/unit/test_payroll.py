@@ -133,12 +133,15 @@ def test_fund_parse() -> None:
     assert str(Fund.parse("-0")) == "0.00"
     assert str(Fund.parse("1000", minor_digits=0)) == "1000"
     assert Fund.parse("12.34").units == 1234
-    assert str(Fund.parse("1" + "0" * 40)) == "1" + "0" * 40 + ".00"  # no context rounding
+    assert str(Fund.parse("1" + "0" * 29)) == "1" + "0" * 29 + ".00"  # no context rounding
+    with pytest.raises(ValueError, match="too large"):
+        Fund.parse("1e999999999")
     for bad, why in [
         ("ten", "not a decimal"),
         (1.5, "as text"),
         (True, "as text"),
-        (Fraction(1, 3), "finer"),
+        (Fraction(1, 3), "more decimals"),
+        (Fraction(-1), "negative"),
         ("1.5", "more decimals"),
     ]:
         with pytest.raises(ValueError, match=why):
