@@ -9,7 +9,7 @@ from fractions import Fraction
 from agents.pipeline import Pipeline
 from stream.config import mask_secrets
 from stream.control import follow_control
-from stream.core.scoring import to_fraction
+from stream.core.scoring import MINOR_DIGITS, Fund
 from stream.errors import ConfigError
 from stream.publish import MappingReader, Publisher
 from stream.sinks.base import Sink
@@ -21,12 +21,16 @@ from stream.strategies import StrategyBook
 log = logging.getLogger(__name__)
 
 
-def fund_of(text: str) -> Fraction | None:
-    """The configured bonus fund per period (KPISTREAM_FUND_AMOUNT), None when not set."""
+def fund_of(text: str, minor_digits: int = MINOR_DIGITS) -> Fraction | None:
+    """KPISTREAM_FUND_AMOUNT: the fund of every month the strategies file names none; None if unset.
+
+    Checked here, at start-up: a negative fund or one finer than the minor unit stops the worker
+    with a clear error instead of failing every flush (`StrategyBook.fund_for` uses it).
+    """
     if not text:
         return None
     try:
-        return to_fraction(text)
+        return Fraction(Fund.parse(text, minor_digits).amount)
     except ValueError as exc:
         raise ConfigError("fund_amount", str(exc)) from exc
 
@@ -47,7 +51,7 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
         sinks,
         pipeline.cfg,
         book=book,
-        fund=fund_of(settings.fund_amount),
+        fund=fund_of(settings.fund_amount, book.minor_digits),
         metrics=pipeline.metrics,
         interval_s=settings.flush_interval_s,
         share_interval_s=settings.share_interval_s,

@@ -14,6 +14,7 @@ from stream.core.kpis import OPERATOR_KPIS, QUEUE_KPIS
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 UTC_MS = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$"
 PERIOD_KEY = "^(rolling|day:[0-9]{4}-[0-9]{2}-[0-9]{2}|month:[0-9]{4}-[0-9]{2})$"
+AMOUNT_TEXT = "^[0-9]+(\\.[0-9]+)?$"
 DAY_OR_MONTH_KEY = "^(day:[0-9]{4}-[0-9]{2}-[0-9]{2}|month:[0-9]{4}-[0-9]{2})$"
 
 
@@ -78,9 +79,16 @@ def operator_score_schema() -> dict[str, Any]:
     }
     s = _object(props, "")
     s["properties"]["bonus"] = {
-        "type": ["number", "null"],
-        "description": "fund_share x the configured fund amount (present only when a fund is configured).",
+        "type": ["string", "null"],
+        "pattern": AMOUNT_TEXT,
+        "description": "This operator's exact amount of the month's fund, as a decimal string in the "
+        'currency\'s minor unit ("1795.50"): fund_share x fund, rounded by largest remainder so the '
+        "amounts of the period add up to the fund exactly. Present only in month periods that have a "
+        "fund; null where fund_share is null.",
     }
+    # Funds are per month (payroll pays months): day and rolling records never carry an amount.
+    s["if"] = {"properties": {"period": {"enum": ["rolling", "day"]}}}
+    s["then"] = {"not": {"required": ["bonus"]}}
     return {
         "$schema": DRAFT,
         "title": "kpi.operator-scores value",

@@ -407,7 +407,14 @@ class Publisher:
             if everyone and not full:
                 self._shares_at[pk] = t
             recs = operator_records(
-                pk, counts, self.strategy_for, now, self.cfg.tz, self.fund, cache, changed_only=not everyone
+                pk,
+                counts,
+                self.strategy_for,
+                now,
+                self.cfg.tz,
+                self.book.fund_for(pk, self.fund),
+                cache,
+                changed_only=not everyone,
             )
             for op, rec in recs.items():
                 self._emit(batch.operators, f"op|{op}|{pk}", rec, full)

@@ -9,8 +9,7 @@ import gc
 import io
 import json
 import sys
-from collections.abc import Iterable, Iterator
-from fractions import Fraction
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,9 +17,10 @@ from schemas.events import parse_event
 from stream.config import load_settings
 from stream.core.engine import Engine
 from stream.core.events import Event
-from stream.core.scoring import to_fraction
-from stream.errors import InvalidEvent, KpiStreamError
-from stream.strategies import load_book, resolve
+from stream.core.periods import period_kind
+from stream.core.scoring import Fund
+from stream.errors import ConfigError, InvalidEvent, KpiStreamError
+from stream.strategies import StrategyBook, load_book, resolve
 
 
 def add_strategy_args(p: argparse.ArgumentParser) -> None:
@@ -47,7 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--format", choices=("json", "table", "csv"), default="json", help="output format (default json)"
     )
-    p.add_argument("--fund", metavar="AMOUNT", help="bonus fund per period: adds each operator's amount")
+    p.add_argument(
+        "--fund",
+        metavar="AMOUNT",
+        help="bonus fund of every month period, e.g. 10000.00: adds each operator's exact amount "
+        "(default: the strategies file's [funds], else KPISTREAM_FUND_AMOUNT; days get none)",
+    )
     p.add_argument("--tz", help="time zone of day and month periods (default KPISTREAM_TZ or UTC)")
     p.add_argument("--config", metavar="FILE.toml", help="settings file")
     p.add_argument("--max-bytes", type=int, help="largest accepted event, in bytes")
@@ -104,8 +109,9 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int
     if args.max_bytes:
         overrides["max_message_bytes"] = args.max_bytes
     settings = load_settings(toml_path=args.config, overrides=overrides)
-    strategy = resolve(load_book(settings.strategies), args.strategy, args.weights)
-    fund: Fraction | None = to_fraction(args.fund) if args.fund else None
+    book = load_book(settings.strategies)
+    strategy = resolve(book, args.strategy, args.weights)
+    fund = month_funds(book, args.fund, settings.fund_amount)
     engine = Engine(settings.kpi)
     errors: list[tuple[int, str, str]] = []
     with open_events(args.events) as stream, gc_paused():
@@ -113,7 +119,27 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int
         late = engine.process_batch(read_events(stream, settings.max_message_bytes, errors))
     errors.extend((n, exc.reason, exc.detail) for n, exc in late)
     errors.sort()
-    return engine.report(strategy, fund), errors, engine
+    report = engine.report(strategy, fund)
+    for pk, period in report["periods"].items():
+        if (f := fund(pk)) is not None:
+            period["fund"] = str(f)
+    return report, errors, engine
+
+
+def month_funds(book: StrategyBook, flag: str | None, setting: str) -> Callable[[str], Fund | None]:
+    """The fund of each period: `--fund` for every month, else the stream's (`StrategyBook.fund_for`).
+
+    Only months get a fund: a month is what payroll pays, and a day's share of a month fund is
+    not an amount anyone pays (docs/metrics.md).
+    """
+    try:
+        if flag:
+            fund = Fund.parse(flag, book.minor_digits)
+            return lambda pk: fund if period_kind(pk) == "month" else None
+        fallback = Fund.parse(setting, book.minor_digits) if setting else None
+    except ValueError as exc:
+        raise ConfigError("fund" if flag else "fund_amount", str(exc)) from exc
+    return lambda pk: book.fund_for(pk, fallback)
 
 
 def _fmt(v: Any) -> str:

@@ -1,7 +1,8 @@
 """`kpistream score`: F, fund shares and bonuses straight from a table of per-operator KPIs.
 
 For what-if analysis and for the paper's worked example (docs/examples/paper-operators.csv): the
-same formula and fund-share rule as the stream, over KPIs someone already has.
+same formula, fund-share rule and payroll split as the stream, over KPIs someone already has.
+Amounts are exact decimal strings in the currency's minor unit that add up to the fund.
 """
 
 from __future__ import annotations
@@ -12,14 +13,22 @@ import io
 import json
 import sys
 from collections.abc import Iterable, Mapping
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from stream.commands.report import add_strategy_args
 from stream.config import load_settings
 from stream.core.kpis import Ratio
-from stream.core.scoring import SCORE_KPIS, Strategy, f_score, fund_shares, to_fraction
+from stream.core.scoring import (
+    SCORE_KPIS,
+    Fund,
+    Strategy,
+    amount_text,
+    f_score,
+    fund_shares,
+    payroll_amounts,
+    to_fraction,
+)
 from stream.errors import KpiStreamError
 from stream.strategies import load_book, resolve
 
@@ -39,7 +48,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--kpis", required=True, metavar="FILE.csv", help="the KPI table ('-' = stdin)")
     add_strategy_args(p)
-    p.add_argument("--fund", metavar="AMOUNT", help="the bonus fund to share out")
+    p.add_argument(
+        "--fund",
+        metavar="AMOUNT",
+        help="the bonus fund to share out, e.g. 10000.00: exact amounts in the minor unit "
+        "(cents; [funds] minor_digits of the strategies file) that add up to it",
+    )
     p.add_argument(
         "--format",
         choices=("json", "table", "csv"),
@@ -79,11 +93,15 @@ def _float(v: Ratio) -> float | None:
 
 
 def score_table(
-    kpis: Mapping[str, Mapping[str, Ratio]], strategy: Strategy, fund: Fraction | None = None
+    kpis: Mapping[str, Mapping[str, Ratio]], strategy: Strategy, fund: Fund | None = None
 ) -> dict[str, Any]:
-    """The JSON of `kpistream score`: the strategy, the fund, and per operator F, share and bonus."""
+    """The JSON of `kpistream score`: the strategy, the fund, and per operator F, share and bonus.
+
+    The fund and the bonuses are decimal strings ("1795.50"): exact, adding up to the fund.
+    """
     scores = {op: f_score(k, strategy) for op, k in kpis.items()}
     shares = fund_shares(scores)
+    amounts = {} if fund is None else payroll_amounts(scores, fund.amount, fund.minor_digits)
     operators: dict[str, Any] = {}
     for op, k in kpis.items():
         share = shares[op]
@@ -91,14 +109,21 @@ def score_table(
             "kpis": {n: _float(k.get(n)) for n in SCORE_KPIS},
             "f": float(scores[op]),
             "fund_share": None if share is None else float(share),
-            "bonus": None if share is None or fund is None else float(share * fund),
+            "bonus": amount_text(amounts.get(op)),
         }
         operators[op] = row
     return {
         "strategy": {"name": strategy.name, "weights": strategy.weights_json()},
-        "fund": None if fund is None else float(fund),
+        "fund": None if fund is None else str(fund),
         "operators": operators,
     }
+
+
+def _csv_cell(v: Any) -> str:
+    """Floats with their round-trip digits, amounts (decimal strings) as they are, null empty."""
+    if v is None:
+        return ""
+    return repr(v) if isinstance(v, float) else str(v)
 
 
 def _num(v: Any, digits: int) -> str:
@@ -116,7 +141,7 @@ def render(result: Mapping[str, Any], fmt: str) -> str:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["operator", "f", "fund_share", "bonus"])
         for op, r in ops.items():
-            w.writerow([op, *("" if r[c] is None else repr(r[c]) for c in ("f", "fund_share", "bonus"))])
+            w.writerow([op, *(_csv_cell(r[c]) for c in ("f", "fund_share", "bonus"))])
         return buf.getvalue()
     rows = [["operator", "F", "share", "bonus"]]
     for op, r in ops.items():
@@ -124,7 +149,8 @@ def render(result: Mapping[str, Any], fmt: str) -> str:
         rows.append([op, _num(r["f"], 6), share, _num(r["bonus"], 2)])
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     s = result["strategy"]
-    head = f"strategy {s['name']} K = {', '.join(str(w) for w in s['weights'])}\n"
+    head = f"strategy {s['name']} K = {', '.join(str(w) for w in s['weights'])}"
+    head += f", fund {result['fund']}\n" if result.get("fund") is not None else "\n"
     lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     return head + "\n".join(lines) + "\n"
 
@@ -133,8 +159,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         overrides = {"strategies": args.strategies} if args.strategies else None
         settings = load_settings(toml_path=args.config, overrides=overrides)
-        strategy = resolve(load_book(settings.strategies), args.strategy, args.weights)
-        fund = to_fraction(args.fund) if args.fund else None
+        book = load_book(settings.strategies)
+        strategy = resolve(book, args.strategy, args.weights)
+        fund = Fund.parse(args.fund, book.minor_digits) if args.fund else None
         if args.kpis == "-":
             kpis = read_kpis(sys.stdin)
         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from fractions import Fraction
 from typing import Any
 
 from stream.core.aggregate import AggregateStore, AggState
@@ -33,7 +32,7 @@ from stream.core.report import group_by_period as group_by_period
 from stream.core.report import operator_scores as operator_scores
 from stream.core.report import period_report as period_report
 from stream.core.scorecard import BusinessState
-from stream.core.scoring import Strategy
+from stream.core.scoring import Fund, Strategy
 from stream.core.stage1 import Stage1, state_key
 
 Clock = Callable[[], float]
@@ -152,13 +151,16 @@ class Engine:
                 data.setdefault(pk, PeriodData())
         return data
 
-    def report(self, strategy: Strategy, fund: Fraction | None = None) -> dict[str, Any]:
-        """The JSON of `kpistream report`: the strategy, then every day and month period."""
+    def report(self, strategy: Strategy, fund: Callable[[str], Fund | None] | None = None) -> dict[str, Any]:
+        """The JSON of `kpistream report`: the strategy, then every day and month period.
+
+        `fund` gives the fund of a period key (None: no amounts), e.g. `StrategyBook.fund_for`.
+        """
         data = self.periods()
         return {
             "strategy": {"name": strategy.name, "weights": strategy.weights_json()},
             "periods": {
-                pk: period_report(pk, data[pk], strategy, self.cfg, self.business, fund)
+                pk: period_report(pk, data[pk], strategy, self.cfg, self.business, fund(pk) if fund else None)
                 for pk in sorted(data)
                 if pk != ROLLING
             },

@@ -19,7 +19,7 @@ from stream.core.engine import CENTER_ID
 from stream.core.kpis import OPERATOR_KPIS, floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING, period_kind, period_start_iso
 from stream.core.scorecard import BusinessState, scorecard
-from stream.core.scoring import Strategy, f_score, fund_shares
+from stream.core.scoring import Fund, Strategy, amount_text, f_score, fund_shares, payroll_amounts
 
 Record = dict[str, Any]
 StrategyOf = Callable[[str], Strategy]
@@ -71,7 +71,7 @@ def operator_records(
     strategy_of: StrategyOf | Strategy,
     now_ms: int,
     tz: str,
-    fund: Fraction | None = None,
+    fund: Fund | None = None,
     cache: dict[str, ScoredOperator] | None = None,
     *,
     changed_only: bool = False,
@@ -96,7 +96,9 @@ def operator_records(
     wanted: Iterable[str] = operators
     if before is not None:
         wanted = [op for op in operators if before.get(op) is not scored.get(op)]
-    shares = fund_shares({op: sc[3] for op, sc in scored.items()})
+    scores = {op: sc[3] for op, sc in scored.items()}
+    shares = fund_shares(scores)
+    amounts = {} if fund is None else payroll_amounts(scores, fund.amount, fund.minor_digits)
     kind, start = _period_fields(period_key, tz)
     updated = iso_ms(now_ms)
     out: dict[str, Record] = {}
@@ -126,7 +128,7 @@ def operator_records(
             "fund_share": None if share is None else float(share),
         }
         if fund is not None:
-            rec["bonus"] = None if share is None else float(share * fund)
+            rec["bonus"] = amount_text(amounts.get(op))
         rec["updated_at"] = updated
         out[op] = rec
     return out

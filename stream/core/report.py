@@ -19,7 +19,7 @@ from stream.core.keys import AggKey
 from stream.core.kpis import floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING
 from stream.core.scorecard import BusinessState, scorecard
-from stream.core.scoring import Strategy, f_score, fund_shares
+from stream.core.scoring import Fund, Strategy, amount_text, f_score, fund_shares, payroll_amounts
 
 
 @dataclass(slots=True)
@@ -70,11 +70,16 @@ def period_report(
     strategy: Strategy,
     cfg: KpiConfig,
     business: BusinessState | None = None,
-    fund: Fraction | None = None,
+    fund: Fund | None = None,
 ) -> dict[str, Any]:
-    """One period of the report's JSON (CONTRACT.md section 8)."""
+    """One period of the report's JSON (CONTRACT.md section 8); `bonus` amounts with a fund."""
     scored = operator_scores(pd.operators, strategy)
     shares = fund_shares({op: f for op, (_, f, _) in scored.items()})
+    amounts = (
+        {}
+        if fund is None
+        else payroll_amounts({op: sc[1] for op, sc in scored.items()}, fund.amount, fund.minor_digits)
+    )
     operators: dict[str, Any] = {}
     for op in sorted(scored):
         k, f, _ = scored[op]
@@ -86,7 +91,7 @@ def period_report(
             "fund_share": None if share is None else float(share),
         }
         if fund is not None:
-            row["bonus"] = None if share is None else float(share * fund)
+            row["bonus"] = amount_text(amounts[op])
         operators[op] = row
     out: dict[str, Any] = {
         "operators": operators,

@@ -2,7 +2,8 @@
 
 F = K1*SL - K2*LCR + K3*FCR - K4*CAR + K5*FAC + K6*RT, strategy-1 K = (3, 4, 3, 5, 2.5, 1).
 Operator 1 (90/3/50/4/70/20 %): 2.7 - 0.12 + 1.5 - 0.2 + 1.75 + 0.2 = 5.83.
-Fund share: max(F_i, 0) / sum of max(F_j, 0); null where the sum is 0.
+Fund share: max(F_i, 0) / sum of max(F_j, 0); null where the sum is 0. Amounts: share x fund in
+cents, adding up to the fund exactly (tests/unit/test_payroll.py has the worked examples).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from stream.core.config import KpiConfig
 from stream.core.engine import Engine
 from stream.core.events import Event
 from stream.core.kpis import operator_kpis
-from stream.core.scoring import DEFAULT, Strategy, f_score, fund_shares, to_fraction
+from stream.core.scoring import DEFAULT, Fund, Strategy, f_score, fund_shares, to_fraction
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ids = itertools.count()
@@ -89,7 +90,7 @@ def test_paper_fund_shares() -> None:
     assert sum(s for s in shares.values() if s is not None) == 1
 
 
-def test_fund_amount_is_share_times_fund() -> None:
+def test_fund_share_times_fund_is_the_exact_amount_when_it_divides() -> None:
     shares = fund_shares({"a": Fraction(3), "b": Fraction(1)})
     fund = Fraction(10_000)
     assert {k: v * fund for k, v in shares.items() if v is not None} == {"a": 7500, "b": 2500}
@@ -195,7 +196,8 @@ def _scenario() -> list[Event]:
 def test_report_f_and_shares_by_hand() -> None:
     eng = Engine(KpiConfig())
     eng.process_all(_scenario())
-    rep = eng.report(DEFAULT, Fraction(1000))
+    fund = Fund.parse("1000")
+    rep = eng.report(DEFAULT, lambda pk: fund)  # the engine pays whatever period it is given a fund for
     assert rep["strategy"] == {"name": "strategy-1", "weights": [3, 4, 3, 5, 2.5, 1]}
     day1 = rep["periods"]["day:2026-01-15"]["operators"]
     # A: SL 1/2, LCR 1/2, CAR 1/2, FAC 1 -> 1.5 - 2 - 2.5 + 2.5 = -0.5
@@ -207,8 +209,8 @@ def test_report_f_and_shares_by_hand() -> None:
     assert day1["C"]["f"] == 3.0
     assert day1["B"]["fund_share"] == float(Fraction(4, 7))
     assert day1["C"]["fund_share"] == float(Fraction(3, 7))
-    assert day1["B"]["bonus"] == float(Fraction(4000, 7))
-    assert day1["A"]["bonus"] == 0.0
+    # 1000 x 4/7 = 571.428..., 1000 x 3/7 = 428.571...: the cent left over goes to B (remainder .857).
+    assert (day1["A"]["bonus"], day1["B"]["bonus"], day1["C"]["bonus"]) == ("0.00", "571.43", "428.57")
     # Day 2: D alone, SL 0, LCR 1, CAR 0 -> F = -4: every share null.
     day2 = rep["periods"]["day:2026-01-16"]["operators"]
     assert day2["D"]["f"] == -4.0

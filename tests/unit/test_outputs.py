@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
+from decimal import Decimal
 from typing import Any
 
 import jsonschema
@@ -25,8 +25,9 @@ from stream.core.outputs import (
     scorecard_hash,
     scorecard_record,
 )
-from stream.core.scoring import DEFAULT, Strategy
+from stream.core.scoring import DEFAULT, Fund, Strategy
 from stream.simulator import SimConfig, generate
+from stream.strategies import parse_book
 
 NOW = 1_768_467_600_250  # 2026-01-15T09:00:00.250Z
 
@@ -45,25 +46,30 @@ def engine() -> Engine:
 
 
 def test_records_equal_report_and_validate(engine: Engine) -> None:
-    fund = Fraction(1000)
-    report = engine.report(DEFAULT, fund)
+    book = parse_book({"funds": {"default": "1000.00"}})
+    report = engine.report(DEFAULT, book.fund_for)
     data = engine.periods()
+    assert any(pk.startswith("month:") for pk in report["periods"])
     op_v, q_v, card_v = (validator(f"{n}.schema.json") for n in ("operator-score", "queue-kpis", "scorecard"))
     assert report["periods"]
     for pk, expected in report["periods"].items():
         pd = data[pk]
+        fund = book.fund_for(pk)
         recs = operator_records(pk, pd.operators, DEFAULT, NOW, "UTC", fund)
+        if fund is not None:  # a month: exact amounts that add up to the fund
+            assert sum(Decimal(r["bonus"]) for r in recs.values()) == Decimal("1000.00")
         assert set(recs) == set(expected["operators"])
         for op, rec in recs.items():
             op_v.validate(rec)
             want = expected["operators"][op]
             assert {k: rec["kpis"][k] for k in want["kpis"]} == want["kpis"]
             assert rec["counts"] == want["counts"]
-            assert (rec["f"], rec["fund_share"], rec["bonus"]) == (
+            assert (rec["f"], rec["fund_share"], rec.get("bonus")) == (
                 want["f"],
                 want["fund_share"],
-                want["bonus"],
+                want.get("bonus"),
             )
+            assert ("bonus" in rec) == (fund is not None) == pk.startswith("month:")
             assert rec["period"] == pk.split(":")[0] and rec["period_key"] == pk
             assert rec["period_start"] is not None and rec["updated_at"] == "2026-01-15T09:00:00.250Z"
         for q, counts in pd.queues.items():
@@ -94,6 +100,20 @@ def test_fund_shares_are_over_active_operators_only() -> None:
     assert recs["idle"]["kpis"]["sl"] is None and not any(recs["idle"]["counts"].values())
     assert recs["a"]["period_start"] is None and recs["a"]["period"] == "rolling"
     assert "bonus" not in recs["a"]
+
+
+def test_bonus_is_an_exact_decimal_string_in_the_record_and_the_hash() -> None:
+    ops = {op: {"presented": 1, "answered": 1, "sl_answered": 1} for op in ("a", "b", "c")}
+    recs = operator_records("month:2026-01", ops, DEFAULT, NOW, "UTC", Fund.parse("100"))
+    validator("operator-score.schema.json").validate(recs["a"])
+    # 100.00 / 3: 33.33 each and the cent left over to "a" (equal remainders and F: lowest id).
+    assert [recs[op]["bonus"] for op in "abc"] == ["33.34", "33.33", "33.33"]
+    assert operator_hash(recs["a"])["bonus"] == "33.34"
+    assert json.loads(json.dumps(recs["a"]))["bonus"] == "33.34"
+    none = operator_records(
+        "month:2026-01", {"a": {"presented": 1, "lost": 1}}, DEFAULT, NOW, "UTC", Fund.parse("5")
+    )
+    assert none["a"]["bonus"] is None and operator_hash(none["a"])["bonus"] == ""
 
 
 def test_strategy_per_operator() -> None:
@@ -171,5 +191,5 @@ def test_the_score_cache_never_changes_a_record(updates: list[tuple[str, dict[st
         def strategy_of(o: str, chosen: Any = strat) -> Strategy:
             return chosen(o) or DEFAULT
 
-        cached = operator_records("rolling", ops, strategy_of, NOW, "UTC", Fraction(100), cache)
-        assert cached == operator_records("rolling", ops, strategy_of, NOW, "UTC", Fraction(100))
+        cached = operator_records("month:2026-01", ops, strategy_of, NOW, "UTC", Fund.parse("100"), cache)
+        assert cached == operator_records("month:2026-01", ops, strategy_of, NOW, "UTC", Fund.parse("100"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,39 @@ def test_paper_example_exact() -> None:
     assert result["strategy"] == {"name": "strategy-1", "weights": [3, 4, 3, 5, 2.5, 1]}
 
 
+# 10,000.00 over the paper's 8 operators (docs/metrics.md): the whole cents of share x fund sum to
+# 9,999.95; the 5 cents left go to the largest remainders (op-6 .97, op-3 .92, op-4 .90, op-5 .82,
+# op-7 .44). Rounding each to the cent instead would pay 9,999.99.
+PAPER_BONUS = ["1795.50", "1024.02", "1589.16", "1328.92", "1207.27", "662.15", "731.45", "1661.53"]
+
+
 def test_cli_json_with_fund(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score", "--kpis", str(PAPER), "--fund", "10000", "--format", "json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out, parse_float=Decimal)
     ops = out["operators"]
-    assert [r["f"] for r in ops.values()] == PAPER_F
-    assert sum(r["bonus"] for r in ops.values()) == pytest.approx(10000)
-    assert ops["op-1"]["bonus"] == pytest.approx(1795.5035, abs=1e-3)
+    assert [float(r["f"]) for r in ops.values()] == PAPER_F
+    assert out["fund"] == "10000.00"
+    assert [r["bonus"] for r in ops.values()] == PAPER_BONUS
+    assert sum(Decimal(r["bonus"]) for r in ops.values()) == Decimal("10000.00")
+
+
+def test_cli_csv_and_table_with_fund(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--kpis", str(PAPER), "--fund", "10000.00", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["bonus"] for r in rows] == PAPER_BONUS
+    assert main(["score", "--kpis", str(PAPER), "--fund", "10000.00", "--format", "table"]) == 0
+    table = capsys.readouterr().out
+    assert "fund 10000.00" in table and "op-1      5.83   18.0%  1795.50" in table
+
+
+@pytest.mark.parametrize(
+    ("fund", "why"),
+    [("-1", "negative"), ("100.005", "more decimals"), ("ten", "not a decimal"), ("NaN", "finite")],
+)
+def test_bad_fund_is_a_clear_error(fund: str, why: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--kpis", str(PAPER), "--fund", fund]) == 2
+    err = capsys.readouterr().err
+    assert why in err and err.startswith("kpistream score:")
 
 
 def test_cli_csv_and_table(capsys: pytest.CaptureFixture[str]) -> None:
