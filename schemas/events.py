@@ -78,7 +78,7 @@ REASONS: Final[tuple[str, ...]] = (
 )
 # Reasons a dead letter may carry: parse_event's, plus those the pipeline adds itself
 # (agents/pipeline.py: an event older than the allowed lateness; a call with no call.offered).
-DEAD_LETTER_REASONS: Final[tuple[str, ...]] = (*REASONS, "too_late", "orphan")
+DEAD_LETTER_REASONS: Final[tuple[str, ...]] = (*REASONS, "future", "too_late", "orphan")
 DEFAULT_MAX_BYTES: Final = 65536
 DEAD_LETTER_RAW_BYTES: Final = 4096
 MAX_ID_LENGTH: Final = 256

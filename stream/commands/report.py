@@ -17,6 +17,7 @@ from schemas.events import parse_event
 from stream.config import load_settings
 from stream.core.engine import Engine
 from stream.core.events import Event
+from stream.core.keys import CENTER_ID
 from stream.core.periods import period_kind
 from stream.core.scoring import Fund
 from stream.errors import ConfigError, InvalidEvent, KpiStreamError
@@ -181,7 +182,7 @@ def rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {
             "period": pk,
             "scope": "center",
-            "id": "_center",
+            "id": CENTER_ID,
             **{k: p["center"]["kpis"][k] for k in SCOPE_KPIS},
             "f": None,
             "fund_share": None,

@@ -15,7 +15,7 @@ from typing import Any
 
 from stream.core.config import KpiConfig
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS, Counts, full
-from stream.core.engine import CENTER_ID
+from stream.core.keys import CENTER_ID
 from stream.core.kpis import OPERATOR_KPIS, floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING, period_kind, period_start_iso
 from stream.core.scorecard import BusinessState, scorecard
