@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from schemas.timestamps import format_ts
 from stream.core.config import HOUR_MS, MINUTE_MS, SECOND_MS
 
 DAY_MS = 24 * HOUR_MS
@@ -100,10 +101,6 @@ def call_rate_factor(hour: float) -> float:
 def email_rate_factor(hour: float) -> float:
     """E-mails arrive around the clock, with the day's shape on top of a night floor."""
     return 0.15 + 0.85 * call_rate_factor(hour)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_start(start: str, tz: str = "") -> tuple[int, tzinfo]:
@@ -296,7 +293,7 @@ class _Sim:
         if ts >= self.t_end or ts < self.t0:
             return
         self.seq += 1
-        ev = {"event_id": f"ev-{self.cfg.seed}-{self.seq}", "type": etype, "ts": _iso(ts), **fields}
+        ev = {"event_id": f"ev-{self.cfg.seed}-{self.seq}", "type": etype, "ts": format_ts(ts), **fields}
         self.out.append((ts, self.seq, ev))
 
     def at(self, ts: int, kind: int, payload: Any = None) -> None:

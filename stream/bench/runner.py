@@ -358,7 +358,7 @@ def expected_redis(
 
 
 def to_event(e: dict[str, Any]) -> Any:
-    from schemas.events import parse_event
+    from schemas.parse import parse_event
 
     return parse_event(json.dumps(e, separators=(",", ":")))
 

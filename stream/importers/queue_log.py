@@ -92,7 +92,7 @@ from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from schemas.events import MAX_TS_MS
+from schemas.timestamps import MAX_TS_MS
 from stream.importers import ImportResult, LineError, Skipped, check_event, epoch_to_ms, load_zone, localize
 from stream.importers import make_event as _make
 

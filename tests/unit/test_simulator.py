@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from schemas.events import TYPE_FIELDS, parse_event
+from schemas.fields import TYPE_FIELDS
+from schemas.parse import parse_event
 from stream.cli import main
 from stream.core.aggregate import split_key
 from stream.core.alerts import FIRING, AlertState, evaluate, rule_for
