@@ -8,6 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from stream.commands.dev_only import dev_module
+from stream.errors import KpiStreamError
+
 STEPS = ("throughput", "latency", "report", "memory")
 
 
@@ -44,8 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.bench.runner import BenchConfig
-    from stream.bench.runner import run as run_bench
+    try:
+        runner = dev_module("stream.bench.runner", "bench")
+    except KpiStreamError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from stream.bench.config import BenchConfig
     from stream.bench.stats import render_table
 
     for noisy in ("aiokafka", "kafka", "quixstreams"):
@@ -68,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.mem_per_op_day = args.memory_events_per_op_day
     if args.profile:
         cfg.profile_dir = Path(args.profile).resolve()
-    result = run_bench(cfg)
+    result = runner.run(cfg)
     text = json.dumps(result, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
