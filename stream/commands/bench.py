@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.commands.dev_only import dev_module
+from stream.commands.dev_only import require_dev_packages
 from stream.errors import KpiStreamError
 
 STEPS = ("throughput", "latency", "report", "memory")
@@ -48,11 +48,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        runner = dev_module("stream.bench.runner", "bench")
+        require_dev_packages("bench", "stream.bench", "stream.devenv", "stream.devtools")
     except KpiStreamError as exc:
-        print(exc, file=sys.stderr)
+        print(f"kpistream bench: {exc}", file=sys.stderr)
         return 2
     from stream.bench.config import BenchConfig
+    from stream.bench.runner import run as run_bench
     from stream.bench.stats import render_table
 
     for noisy in ("aiokafka", "kafka", "quixstreams"):
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.mem_per_op_day = args.memory_events_per_op_day
     if args.profile:
         cfg.profile_dir = Path(args.profile).resolve()
-    result = runner.run(cfg)
+    result = run_bench(cfg)
     text = json.dumps(result, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
