@@ -17,6 +17,6 @@ def require_dev_packages(command: str, *packages: str) -> None:
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     if missing:
         raise KpiStreamError(
-            f"kpistream {command} is a developer tool: it runs from a source checkout "
+            f"{command} is a developer tool: it runs from a source checkout "
             f"(git clone, then pip install -e '.[dev,embedded]'); not installed here: {', '.join(missing)}"
         )
