@@ -9,6 +9,7 @@ __all__ = ["encodable", "json_type", "quote", "show"]
 
 
 def json_type(v: object) -> str:
+    """The JSON type name of a decoded value ("number", "array", ...), for messages."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -48,6 +49,7 @@ def show(v: object) -> str:
 
 
 def encodable(s: str) -> bool:
+    """False when `s` holds a lone surrogate (JSON can carry one; UTF-8 cannot)."""
     if s.isascii():
         return True
     try:

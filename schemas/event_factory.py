@@ -1,7 +1,7 @@
-"""`new_event(**fields)`: builds a `stream.core.events.Event` at a third of the dataclass's cost.
+"""`new_event(**fields)`: builds a `stream.core.events.Event` without the frozen dataclass's setattr cost.
 
-The hot path of parsing builds one `Event` per message; see the comment below for how and why the
-constructor is generated, and the check that falls back to the plain one.
+Parsing builds one `Event` per message, so its constructor is on the hot path; the comment below
+says how the fast one is generated and when the plain one is used instead.
 """
 
 from __future__ import annotations
