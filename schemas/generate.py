@@ -1,4 +1,4 @@
-"""Generate the JSON Schema files in schemas/json/ from `schemas.events.TYPE_FIELDS`.
+"""Generate the JSON Schema files in schemas/json/ from `schemas.fields.TYPE_FIELDS`.
 
     python -m schemas.generate            # (re)write the files
     python -m schemas.generate --check    # exit 1 if a committed file differs
@@ -19,24 +19,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from schemas.events import (
+from schemas.dead_letters import DEAD_LETTER_RAW_BYTES, DEAD_LETTER_REASONS
+from schemas.fields import (
     AMOUNT,
     BOOL,
     COUNT,
     DATE,
-    DEAD_LETTER_RAW_BYTES,
-    DEAD_LETTER_REASONS,
     ENUM,
     ID,
     ID_LIST,
     MAX_AMOUNT_EXCLUSIVE,
     MAX_COUNT,
     MAX_ID_LENGTH,
-    MAX_TS_SECONDS_EXCLUSIVE,
     TEXT,
     TYPE_FIELDS,
     FieldSpec,
 )
+from schemas.timestamps import MAX_TS_SECONDS_EXCLUSIVE
 from stream.core.events import STREAM_OF_TYPE
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

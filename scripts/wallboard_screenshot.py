@@ -14,14 +14,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 
 from stream.core.events import STREAM_OF_TYPE  # noqa: E402
 from stream.devenv.process import free_port  # noqa: E402
+from stream.devtools.worker_process import WorkerFailed, WorkerProcess, env_without_kpistream  # noqa: E402
 from stream.topics import INPUT_TOPICS  # noqa: E402
 
 START = 1_768_464_000  # 2026-01-15T08:00:00Z, seconds
@@ -279,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         tmp = Path(tmp_dir)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KPISTREAM_")}
+        env = env_without_kpistream()
         env.update(
             KPISTREAM_BROKER=broker,
             KPISTREAM_REDIS_URL=redis_url,
@@ -292,23 +290,13 @@ def main(argv: list[str] | None = None) -> int:
             KPISTREAM_SESSION_TIMEOUT_S="6",
             PYTHONUNBUFFERED="1",
         )
-        base = f"http://127.0.0.1:{port}"
-        log = (tmp / "worker.log").open("ab")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        worker = WorkerProcess(env, tmp / "worker.log", cwd=REPO).spawn()
+        base = worker.base_url
         try:
-
-            def ready() -> bool:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
-                    return bool(json.loads(r.read()).get("ready"))
-
-            wait_until(ready, 120, "the worker")
+            try:
+                worker.wait_ready(120, poll_s=0.5)
+            except WorkerFailed as exc:
+                raise SystemExit(f"{exc}\n{exc.log_tail}") from None
             asyncio.run(send(broker, "shot-", history))
             import redis
 
@@ -328,11 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep:
                 input(f"wallboard at {base}/wallboard; Enter stops everything ")
         finally:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.stop()
     return 0
 
 

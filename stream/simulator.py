@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from schemas.timestamps import format_ts
 from stream.core.config import HOUR_MS, MINUTE_MS, SECOND_MS
 
 DAY_MS = 24 * HOUR_MS
@@ -100,10 +101,6 @@ def call_rate_factor(hour: float) -> float:
 def email_rate_factor(hour: float) -> float:
     """E-mails arrive around the clock, with the day's shape on top of a night floor."""
     return 0.15 + 0.85 * call_rate_factor(hour)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_start(start: str, tz: str = "") -> tuple[int, tzinfo]:
@@ -296,7 +293,7 @@ class _Sim:
         if ts >= self.t_end or ts < self.t0:
             return
         self.seq += 1
-        ev = {"event_id": f"ev-{self.cfg.seed}-{self.seq}", "type": etype, "ts": _iso(ts), **fields}
+        ev = {"event_id": f"ev-{self.cfg.seed}-{self.seq}", "type": etype, "ts": format_ts(ts), **fields}
         self.out.append((ts, self.seq, ev))
 
     def at(self, ts: int, kind: int, payload: Any = None) -> None:
@@ -663,8 +660,113 @@ class _Sim:
         self.emit(t, "business.cost", date=d, amount=cost)
         self.sales_answered = 0
 
+    # -- the happenings: one handler per kind, each (t, payload) ----------------------------------
+    def on_arrive_call(self, t: int, _p: None) -> None:
+        self.offer_call(t, self.pick_queue(), self.new_customer())
+        self.next_arrival(t, ARRIVE_CALL, self.cfg.calls_per_hour, call_rate_factor)
+
+    def on_arrive_chat(self, t: int, _p: None) -> None:
+        self.start_chat(t, self.pick_queue(), self.new_customer())
+        self.next_arrival(t, ARRIVE_CHAT, self.cfg.chats_per_hour, call_rate_factor)
+
+    def on_arrive_email(self, t: int, _p: None) -> None:
+        self.receive_email(t, self.pick_queue(), self.new_customer())
+        self.next_arrival(t, ARRIVE_EMAIL, self.cfg.emails_per_hour, email_rate_factor)
+
+    def on_ring_end(self, t: int, p: tuple[_Call, _Op, int, bool]) -> None:
+        self.ring_end(t, *p)
+
+    def on_call_end(self, t: int, op: _Op) -> None:
+        call = op.call
+        assert call is not None
+        self.emit(t, "call.ended", call_id=call.call_id, operator_id=op.op_id)
+        call.state = "done"
+        self.set_state(op, t, "wrap_up")
+        self.at(t + self.secs(self.cfg.mean_wrap_up_s, 0.5, 3), WRAP_END, op)
+
+    def on_wrap_end(self, t: int, op: _Op) -> None:
+        call = op.call
+        assert call is not None
+        self.dispose(t, call.call_id, "call", op.op_id, call.customer, call.queue)
+        self.free(op, t)
+
+    def on_email_done(self, t: int, p: tuple[_Op, tuple[str, str, int], str]) -> None:
+        op, (eid, customer, _), queue = p
+        self.emit(t, "email.replied", email_id=eid, operator_id=op.op_id)
+        if self.rnd.random() < 0.05:  # a follow-up reply; only the first one counts for RT
+            self.emit(t + rnd_ms(self.rnd, 300, 1800), "email.replied", email_id=eid, operator_id=op.op_id)
+        self.dispose(t + SECOND_MS, eid, "email", op.op_id, customer, queue)
+        self.free(op, t)
+
+    def on_login(self, t: int, p: tuple[_Op, int]) -> None:
+        op, end = p
+        if not op.on_shift:
+            self.login(t, op, end)
+
+    def on_shift_end(self, t: int, op: _Op) -> None:
+        if op.on_shift and op.state in ("available", "paused"):
+            self.logout(op, t)
+
+    def on_break_due(self, t: int, op: _Op) -> None:
+        if op.on_shift and op.state == "available" and op.breaks and op.breaks[0][0] <= t:
+            _, dur = op.breaks.pop(0)
+            self.set_state(op, t, "paused")
+            self.at(t + dur, PAUSE_END, op)
+
+    def on_pause_end(self, t: int, op: _Op) -> None:
+        if op.on_shift and op.state == "paused":
+            self.free(op, t)
+
+    def on_chat_free(self, t: int, op: _Op) -> None:
+        op.chats -= 1
+
+    def on_chat_give_up(self, t: int, chat: _Chat) -> None:
+        if not chat.assigned:
+            self.chat_wait[chat.queue].remove(chat)
+            chat.assigned = True
+            self.emit(t, "chat.ended", chat_id=chat.chat_id)
+
+    def on_repeat(self, t: int, p: tuple[str, str, str]) -> None:
+        channel, queue, customer = p
+        if channel == "call":
+            self.offer_call(t, queue, customer)
+        elif channel == "chat":
+            self.start_chat(t, queue, customer)
+        else:
+            self.receive_email(t, queue, customer)
+
+    def on_day_start(self, t: int, day: int) -> None:
+        self.day_start(t, day)
+        self.plan_day(day)
+
+    def handlers(self) -> tuple[Callable[[int, Any], None], ...]:
+        """The handler of each kind of happening, indexed by the kind."""
+        table: dict[int, Callable[[int, Any], None]] = {
+            ARRIVE_CALL: self.on_arrive_call,
+            ARRIVE_CHAT: self.on_arrive_chat,
+            ARRIVE_EMAIL: self.on_arrive_email,
+            ABANDON: self.abandon,
+            TIMEOUT: self.timeout,
+            RING_END: self.on_ring_end,
+            CALL_END: self.on_call_end,
+            WRAP_END: self.on_wrap_end,
+            EMAIL_DONE: self.on_email_done,
+            LOGIN: self.on_login,
+            SHIFT_END: self.on_shift_end,
+            BREAK_DUE: self.on_break_due,
+            PAUSE_END: self.on_pause_end,
+            CHAT_FREE: self.on_chat_free,
+            CHAT_GIVE_UP: self.on_chat_give_up,
+            REPEAT: self.on_repeat,
+            DAY_START: self.on_day_start,
+            DAY_CLOSE: self.day_close,
+        }
+        assert sorted(table) == list(range(len(table))), "every kind needs exactly one handler"
+        return tuple(table[kind] for kind in range(len(table)))
+
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
+        """Process every scheduled happening in event-time order; the events sorted by time."""
         cfg = self.cfg
         clock = self.clock
         first = clock.day_index(self.t0)
@@ -675,84 +777,11 @@ class _Sim:
         self.next_arrival(self.t0 - 1, ARRIVE_CALL, cfg.calls_per_hour, call_rate_factor)
         self.next_arrival(self.t0 - 1, ARRIVE_CHAT, cfg.chats_per_hour, call_rate_factor)
         self.next_arrival(self.t0 - 1, ARRIVE_EMAIL, cfg.emails_per_hour, email_rate_factor)
+        handlers = self.handlers()
         heap = self.heap
         while heap:
             t, _, kind, p = heapq.heappop(heap)
-            if kind == ARRIVE_CALL:
-                self.offer_call(t, self.pick_queue(), self.new_customer())
-                self.next_arrival(t, ARRIVE_CALL, cfg.calls_per_hour, call_rate_factor)
-            elif kind == ARRIVE_CHAT:
-                self.start_chat(t, self.pick_queue(), self.new_customer())
-                self.next_arrival(t, ARRIVE_CHAT, cfg.chats_per_hour, call_rate_factor)
-            elif kind == ARRIVE_EMAIL:
-                self.receive_email(t, self.pick_queue(), self.new_customer())
-                self.next_arrival(t, ARRIVE_EMAIL, cfg.emails_per_hour, email_rate_factor)
-            elif kind == ABANDON:
-                self.abandon(t, p)
-            elif kind == TIMEOUT:
-                self.timeout(t, p)
-            elif kind == RING_END:
-                self.ring_end(t, *p)
-            elif kind == CALL_END:
-                op = p
-                call = op.call
-                self.emit(t, "call.ended", call_id=call.call_id, operator_id=op.op_id)
-                call.state = "done"
-                self.set_state(op, t, "wrap_up")
-                self.at(t + self.secs(cfg.mean_wrap_up_s, 0.5, 3), WRAP_END, op)
-            elif kind == WRAP_END:
-                op = p
-                call = op.call
-                self.dispose(t, call.call_id, "call", op.op_id, call.customer, call.queue)
-                self.free(op, t)
-            elif kind == EMAIL_DONE:
-                op, (eid, customer, _), queue = p
-                self.emit(t, "email.replied", email_id=eid, operator_id=op.op_id)
-                if self.rnd.random() < 0.05:  # a follow-up reply; only the first one counts for RT
-                    self.emit(
-                        t + rnd_ms(self.rnd, 300, 1800), "email.replied", email_id=eid, operator_id=op.op_id
-                    )
-                self.dispose(t + SECOND_MS, eid, "email", op.op_id, customer, queue)
-                self.free(op, t)
-            elif kind == LOGIN:
-                op, end = p
-                if not op.on_shift:
-                    self.login(t, op, end)
-            elif kind == SHIFT_END:
-                op = p
-                if op.on_shift and op.state in ("available", "paused"):
-                    self.logout(op, t)
-            elif kind == BREAK_DUE:
-                op = p
-                if op.on_shift and op.state == "available" and op.breaks and op.breaks[0][0] <= t:
-                    _, dur = op.breaks.pop(0)
-                    self.set_state(op, t, "paused")
-                    self.at(t + dur, PAUSE_END, op)
-            elif kind == PAUSE_END:
-                op = p
-                if op.on_shift and op.state == "paused":
-                    self.free(op, t)
-            elif kind == CHAT_FREE:
-                p.chats -= 1
-            elif kind == CHAT_GIVE_UP:
-                chat = p
-                if not chat.assigned:
-                    self.chat_wait[chat.queue].remove(chat)
-                    chat.assigned = True
-                    self.emit(t, "chat.ended", chat_id=chat.chat_id)
-            elif kind == REPEAT:
-                channel, queue, customer = p
-                if channel == "call":
-                    self.offer_call(t, queue, customer)
-                elif channel == "chat":
-                    self.start_chat(t, queue, customer)
-                else:
-                    self.receive_email(t, queue, customer)
-            elif kind == DAY_START:
-                self.day_start(t, p)
-                self.plan_day(p)
-            elif kind == DAY_CLOSE:
-                self.day_close(t, p)
+            handlers[kind](t, p)
             self.dispatch(t)
         self.out.sort(key=lambda x: (x[0], x[1]))
         return [e for _, _, e in self.out]

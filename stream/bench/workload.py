@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from schemas.events import parse_event
+from schemas.parse import parse_event
+from schemas.timestamps import format_ts
 from stream.core.config import DAY_MS, SECOND_MS
 from stream.simulator import SimConfig, generate
 from stream.topics import INPUT_TOPICS
@@ -90,24 +91,20 @@ def write_jsonl(events: Iterable[dict[str, Any]], path: Path) -> int:
     return n
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def probe_pair(i: int, ts_ms: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """A call offered and lost on the probe queue: it adds exactly 1 to the queue's `offered` count."""
     cid = f"probe-{i}"
     offered = {
         "event_id": f"probe-{i}-o",
         "type": "call.offered",
-        "ts": _iso(ts_ms),
+        "ts": format_ts(ts_ms),
         "call_id": cid,
         "queue": PROBE_QUEUE,
     }
     lost = {
         "event_id": f"probe-{i}-l",
         "type": "call.lost",
-        "ts": _iso(ts_ms + SECOND_MS),
+        "ts": format_ts(ts_ms + SECOND_MS),
         "call_id": cid,
         "reason": "timeout",
     }
@@ -127,7 +124,7 @@ def memory_events(operators: int, days: int, per_op_day: int = 2, seed: int = 5)
     def emit(ts: int, etype: str, **fields: Any) -> None:
         nonlocal seq
         seq += 1
-        out.append((ts, seq, {"event_id": f"m-{seq}", "type": etype, "ts": _iso(ts), **fields}))
+        out.append((ts, seq, {"event_id": f"m-{seq}", "type": etype, "ts": format_ts(ts), **fields}))
 
     for d in range(days):
         day0 = t0 + d * DAY_MS + 8 * 3_600_000

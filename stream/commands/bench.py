@@ -8,6 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from stream.commands.dev_only import require_dev_packages
+from stream.errors import KpiStreamError
+
 STEPS = ("throughput", "latency", "report", "memory")
 
 
@@ -44,7 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.bench.runner import BenchConfig
+    try:
+        require_dev_packages("bench", "stream.bench", "stream.devenv", "stream.devtools")
+    except KpiStreamError as exc:
+        print(f"kpistream bench: {exc}", file=sys.stderr)
+        return 2
+    from stream.bench.config import BenchConfig
     from stream.bench.runner import run as run_bench
     from stream.bench.stats import render_table
 

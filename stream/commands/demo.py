@@ -14,21 +14,22 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stream.commands.dev_only import require_dev_packages
 from stream.commands.simulate import send_paced, start_of
 from stream.config import load_settings
-from stream.devenv.process import free_port, stop_pid
-from stream.devenv.services import new_broker, new_redis, pick_broker_kind
 from stream.errors import KpiStreamError
 from stream.simulator import SimConfig, generate
+
+if TYPE_CHECKING:
+    from stream.devtools.worker_process import WorkerProcess
 
 DEFAULT = SimConfig()
 REPORT_EVERY_S = 5.0
@@ -93,9 +94,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     started: list[Any] = []
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a kill from outside cleans up like Ctrl-C
     try:
+        require_dev_packages("demo", "stream.devenv", "stream.devtools")
+        from stream.devenv.process import free_port
+        from stream.devenv.services import new_broker, new_redis, pick_broker_kind
+        from stream.devtools.worker_process import WorkerProcess
+
         settings = load_settings(toml_path=os.environ.get("KPISTREAM_CONFIG") or None)
         data_dir.mkdir(parents=True, exist_ok=True)
         broker_url = os.environ.get("KPISTREAM_BROKER")
@@ -127,17 +133,10 @@ def run(args: argparse.Namespace) -> int:
             KPISTREAM_SESSION_TIMEOUT_S="6",
         )
         _say("starting the worker ...")
-        with (data_dir / "worker.log").open("ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # stopped by us, after the feeder, not by the terminal's Ctrl-C
-            )
-        _wait_ready(worker, port, data_dir)
-        base = f"http://127.0.0.1:{port}"
+        # In its own session: stopped by us, after the feeder, not by the terminal's Ctrl-C.
+        worker = WorkerProcess(env, data_dir / "worker.log").spawn()
+        worker.wait_ready(timeout=180, poll_s=0.5)
+        base = worker.base_url
         print(f"wallboard:   {base}/wallboard", flush=True)
         print(f"KPIs (JSON): {base}/api/v1/periods", flush=True)
         print(f"metrics:     {base}/metrics", flush=True)
@@ -167,25 +166,10 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if worker is not None:
-            stop_pid(worker.pid, 30, worker)
+            worker.stop()
         for service in reversed(started):
             service.stop()
         _say("stopped everything the demo started")
-
-
-def _wait_ready(worker: subprocess.Popen[bytes], port: int, data_dir: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise KpiStreamError(f"the worker exited; see {data_dir / 'worker.log'}")
-        with (
-            contextlib.suppress(OSError, ValueError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r,
-        ):
-            if json.loads(r.read()).get("ready"):
-                return
-        time.sleep(0.5)
-    raise KpiStreamError(f"the worker did not become ready; see {data_dir / 'worker.log'}")
 
 
 async def _drive(

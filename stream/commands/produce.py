@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from schemas.events import parse_event
+from schemas.parse import parse_event
 from stream.commands.worker import add_settings_args, settings_from_args
 from stream.config import Settings
 from stream.core.events import Event

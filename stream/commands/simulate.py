@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from schemas.events import parse_event
+from schemas.parse import parse_event
 from stream.commands.produce import route
 from stream.commands.worker import add_settings_args, settings_from_args
 from stream.errors import KpiStreamError

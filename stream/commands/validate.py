@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO, TextIO
 
-from schemas.events import DEFAULT_MAX_BYTES, REASONS, parse_event
+from schemas.parse import DEFAULT_MAX_BYTES, REASONS, parse_event
 from stream.errors import InvalidEvent
 
 EXIT_OK = 0

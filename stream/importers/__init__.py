@@ -3,7 +3,7 @@
 Each importer is a pure function from the lines of a file to an `ImportResult`: the events, as
 JSON-ready dicts in the order they were derived, every line that could not be used (its line
 number and why), and counts of what was ignored or reconstructed. Nothing here is fatal for a
-single bad line, and every emitted event has passed `schemas.events.parse_event`, so the output
+single bad line, and every emitted event has passed `schemas.parse.parse_event`, so the output
 always validates. See docs/importers.md.
 
 This module holds what both importers share: the result types and the time helpers (an emitted
@@ -23,7 +23,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from schemas.events import MAX_TS_MS, format_ts, parse_event
+from schemas.parse import parse_event
+from schemas.timestamps import MAX_TS_MS, format_ts
 from stream.errors import InvalidEvent
 
 __all__ = [

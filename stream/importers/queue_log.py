@@ -92,7 +92,7 @@ from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from schemas.events import MAX_TS_MS
+from schemas.timestamps import MAX_TS_MS
 from stream.importers import ImportResult, LineError, Skipped, check_event, epoch_to_ms, load_zone, localize
 from stream.importers import make_event as _make
 
@@ -241,7 +241,6 @@ class _Visit:
     call_id: str
     offered_ms: int | None = None
     outcome: str | None = None
-    answered_by: str | None = None
     ended: bool = False
     cancelled: list[str] = field(default_factory=list)  # members whose ring the caller cancelled
 
@@ -373,7 +372,7 @@ class _Converter:
                     )
                 )
             out.append(("call.answered", ts, {"call_id": v.call_id, "operator_id": agent}))
-            v.outcome, v.answered_by = "call.answered", agent
+            v.outcome = "call.answered"
             v.cancelled.clear()
         elif ev == "ABANDON":
             wait = ln.number(WAIT_FIELD[ev], "waittime", required=False)
@@ -418,7 +417,7 @@ class _Converter:
                 answered_at = ts - talk * SECOND
                 self._offered(ln, v, out, None if hold is None else answered_at - hold * SECOND)
                 out.append(("call.answered", answered_at, {"call_id": v.call_id, "operator_id": agent}))
-                v.outcome, v.answered_by = "call.answered", agent
+                v.outcome = "call.answered"
                 self.result.notes["call.answered reconstructed from the call time (no CONNECT)"] += 1
             elif v.outcome != "call.answered":
                 self.result.notes[f"{ev} of a call that was never answered ignored"] += 1

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from agents.pipeline import Pipeline
-from schemas.events import parse_event
+from schemas.parse import parse_event
 from stream.config import load_settings
 from stream.core.aggregate import AggregateStore
 from stream.core.config import KpiConfig

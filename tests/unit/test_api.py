@@ -180,7 +180,7 @@ def test_queue_hash_round_trip() -> None:
 
 
 def test_scorecard_hash_round_trip() -> None:
-    from schemas.events import parse_event
+    from schemas.parse import parse_event
 
     biz = BusinessState()
     for raw in (

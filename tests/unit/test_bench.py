@@ -7,9 +7,10 @@ import json
 import pytest
 
 from stream.bench import stats
+from stream.bench.config import BenchConfig
 from stream.bench.profile import summarise
 from stream.bench.quix_app import call_counts
-from stream.bench.runner import BenchConfig, sum_metric
+from stream.bench.worker import sum_metric
 from stream.bench.workload import PROBE_QUEUE, memory_events, probe_pair, simulated_events, to_message
 from stream.cli import build_parser
 

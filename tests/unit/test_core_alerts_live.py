@@ -146,7 +146,7 @@ def test_alert_messages_validate_against_their_json_schema() -> None:
 
     import jsonschema
 
-    from schemas.events import format_ts
+    from schemas.timestamps import format_ts
 
     schema = json.loads((Path(__file__).parents[2] / "schemas" / "json" / "alert.schema.json").read_text())
     cfg = KpiConfig()

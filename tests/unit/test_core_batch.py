@@ -110,7 +110,7 @@ def test_batch_equals_incremental(events: list[Event]) -> None:
 def test_batch_equals_incremental_on_a_simulated_day_with_duplicates_and_shuffles() -> None:
     import json
 
-    from schemas.events import parse_event
+    from schemas.parse import parse_event
 
     raw = generate(SimConfig(seed=5, hours=6, duplicate_prob=0.03))
     events = [parse_event(json.dumps(e)) for e in raw]

@@ -11,18 +11,12 @@ import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import schemas.events as events_module
-from schemas.events import (
-    DEAD_LETTER_RAW_BYTES,
-    MAX_TS_MS,
-    REASONS,
-    TYPE_FIELDS,
-    dead_letter,
-    format_ts,
-    parse_event,
-    parse_ts,
-)
+import schemas.parse as parse_module
+from schemas.dead_letters import DEAD_LETTER_RAW_BYTES, dead_letter
 from schemas.examples import example
+from schemas.fields import TYPE_FIELDS
+from schemas.parse import REASONS, parse_event
+from schemas.timestamps import MAX_TS_MS, format_ts, parse_ts
 from stream.core.events import AGENT_STATES, CHANNELS, EVENT_TYPES, STREAMS, Event
 from stream.errors import InvalidEvent
 
@@ -270,12 +264,12 @@ def test_dead_letter_raw(raw: bytes, now: int) -> None:
 
 def strict_outcome(raw: bytes | str, **kw: Any) -> Event | InvalidEvent:
     """parse_event's result with the fast decoder switched off."""
-    original = events_module._fast_decode
-    events_module._fast_decode = lambda raw: None  # type: ignore[assignment]
+    original = parse_module.fast_decode
+    parse_module.fast_decode = lambda raw: None  # type: ignore[assignment]
     try:
         return outcome(raw, **kw)
     finally:
-        events_module._fast_decode = original
+        parse_module.fast_decode = original
 
 
 def same(a: Event | InvalidEvent, b: Event | InvalidEvent) -> bool:

@@ -7,16 +7,11 @@ from typing import Any
 
 import pytest
 
-from schemas.events import (
-    DEAD_LETTER_RAW_BYTES,
-    REASONS,
-    TYPE_FIELDS,
-    dead_letter,
-    format_ts,
-    parse_event,
-    parse_ts,
-)
+from schemas.dead_letters import DEAD_LETTER_RAW_BYTES, dead_letter
 from schemas.examples import EXAMPLES, example
+from schemas.fields import TYPE_FIELDS
+from schemas.parse import REASONS, parse_event
+from schemas.timestamps import format_ts, parse_ts
 from stream.core.events import EVENT_TYPES, STREAM_OF_TYPE, STREAMS, Event
 from stream.errors import InvalidEvent
 
@@ -507,11 +502,11 @@ def test_format_ts(ms: int, text: str) -> None:
 
 
 def test_minute_cache_does_not_grow_without_bound() -> None:
-    from schemas import events
+    from schemas import timestamps
 
-    for minute in range(events._MINUTE_CACHE_MAX + 10):
+    for minute in range(timestamps._MINUTE_CACHE_MAX + 10):
         parse_ts(format_ts(minute * 60_000))
-    assert len(events._MINUTE_CACHE) <= events._MINUTE_CACHE_MAX
+    assert len(timestamps._MINUTE_CACHE) <= timestamps._MINUTE_CACHE_MAX
 
 
 # --------------------------------------------------------------------------------------------

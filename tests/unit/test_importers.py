@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import parse_event
+from schemas.parse import parse_event
 from stream.cli import main
 from stream.core.config import KpiConfig
 from stream.core.engine import Engine

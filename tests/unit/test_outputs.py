@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import parse_event
 from schemas.generate import JSON_DIR
+from schemas.parse import parse_event
 from stream.core.config import KpiConfig
 from stream.core.engine import Engine
 from stream.core.outputs import (

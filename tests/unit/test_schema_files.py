@@ -9,9 +9,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from schemas.events import DEAD_LETTER_REASONS, REASONS, dead_letter, parse_event
+from schemas.dead_letters import DEAD_LETTER_REASONS, dead_letter
 from schemas.examples import example
 from schemas.generate import JSON_DIR, all_schemas, main, render
+from schemas.parse import REASONS, parse_event
 from stream.core.events import EVENT_TYPES
 from stream.errors import InvalidEvent
 

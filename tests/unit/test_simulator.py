@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -11,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from schemas.events import TYPE_FIELDS, parse_event
+from schemas.fields import TYPE_FIELDS
+from schemas.parse import parse_event
 from stream.cli import main
 from stream.core.aggregate import split_key
 from stream.core.alerts import FIRING, AlertState, evaluate, rule_for
@@ -226,3 +228,23 @@ def test_simulate_command_writes_the_same_events(tmp_path: Path, capsys: pytest.
     expected = generate(SimConfig(seed=4, start=f"{DAY}T08:00:00+00:00", hours=1, tz="UTC"))
     assert out.read_text().splitlines() == list(iter_jsonl(expected))
     assert "events" in capsys.readouterr().err
+
+
+# The exact output of two configurations, as SHA-256 of their JSON lines. A refactoring of the
+# simulator must leave these unchanged; a deliberate change of the model updates them (and says so
+# in the CHANGELOG), since demos, benchmarks and docs/simulator.md figures depend on the stream.
+PINNED_OUTPUT = [
+    (SimConfig(), 5048, "cca3a416a342e500c5d5e89cc435ca284881a613ce30b44cd358a8e11788c89c"),
+    (
+        SimConfig(seed=3, hours=30, start="2026-03-28T20:00:00", tz="Europe/Berlin"),
+        34096,
+        "39d7d5fa4fff4874e791158abd76dd28f81188bf1959520920c1268355e1a83a",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cfg", "count", "digest"), PINNED_OUTPUT)
+def test_output_is_byte_identical_for_a_seed(cfg: SimConfig, count: int, digest: str) -> None:
+    lines = list(iter_jsonl(generate(cfg)))
+    assert len(lines) == count
+    assert hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest() == digest

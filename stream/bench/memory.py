@@ -1,0 +1,88 @@
+"""Memory: the worker's resident size idle and after many operators x days of state, published in full."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from stream.bench.config import SETTLE_S, BenchConfig
+from stream.bench.expected import expected_redis, redis_check
+from stream.bench.progress import say
+from stream.bench.services import Services, flush_redis
+from stream.bench.worker import running_worker
+from stream.bench.workload import memory_events, produce_sync, to_message
+
+
+def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -> dict[str, Any]:
+    import psutil
+    import redis
+
+    events = memory_events(cfg.mem_operators, cfg.mem_days, cfg.mem_per_op_day)
+    say(f"memory: {len(events)} events, {cfg.mem_operators} operators x {cfg.mem_days} days")
+    messages = [to_message(e) for e in events]
+    prefix = f"b{run_id}-mem-"
+    expected = expected_redis(events, scopes=("center",))
+    flush_redis(svc.redis_url)
+    rc = redis.Redis.from_url(svc.redis_url)
+    flush_env = {"KPISTREAM_FLUSH_INTERVAL_S": str(cfg.mem_flush_interval_s)}
+    complete = True
+    consumed: float | None = None
+    with running_worker(svc, prefix, workdir, cfg.partitions, **flush_env) as w:
+        w.wait_ready()
+        time.sleep(3.0)
+        idle = w.rss_mb()
+        say(f"  idle worker RSS {idle:.1f} MB; producing")
+        t0 = time.time()
+        produce_sync(svc.bootstrap, prefix, messages)
+        proc = psutil.Process(w.pid)
+        peak = idle
+        deadline = time.monotonic() + cfg.mem_timeout_s
+        digest, changed_at, next_metrics = None, time.time(), 0.0
+        while True:
+            w.check_alive()
+            peak = max(peak, w.rss_mb())
+            now = time.time()
+            if now >= next_metrics:  # the page grows with every operator and period: not too often
+                consumed = w.events_total() or consumed
+                next_metrics = now + 5.0
+            missing, d = redis_check(rc, expected, 3)
+            done = consumed is not None and consumed >= len(messages)
+            if done and not missing:
+                break
+            if d != digest:
+                digest, changed_at = d, now
+            elif done and now - changed_at > SETTLE_S + 2 * cfg.mem_flush_interval_s:
+                complete = False
+                say(f"  INCOMPLETE: Redis totals differ from the Engine's: {missing}")
+                break
+            if time.monotonic() > deadline:
+                complete = False
+                say(f"  INCOMPLETE: {consumed} of {len(messages)} consumed in {cfg.mem_timeout_s:.0f}s")
+                break
+            time.sleep(1.0)
+        consumed_s = time.time() - t0
+        # settle: the publisher's complete writes and the entity sweeps are done when CPU is quiet
+        quiet = 0
+        for _ in range(30 if complete else 0):
+            cpu = proc.cpu_percent(interval=1.0)
+            peak = max(peak, w.rss_mb())
+            quiet = quiet + 1 if cpu < 10.0 else 0
+            if quiet >= 3:
+                break
+        loaded = w.rss_mb()
+    rc.close()
+    out = {
+        "operators": cfg.mem_operators,
+        "days": cfg.mem_days,
+        "events": len(messages),
+        "idle_rss_mb": round(idle, 1),
+        "loaded_rss_mb": round(loaded, 1),
+        "peak_rss_mb": round(peak, 1),
+        "consume_and_publish_seconds": round(consumed_s, 1),
+        "events_consumed": consumed,
+        "complete": complete,
+        "flush_interval_s": cfg.mem_flush_interval_s,
+    }
+    say(f"  loaded RSS {loaded:.1f} MB (peak {peak:.1f} MB), idle {idle:.1f} MB")
+    return out

@@ -1,0 +1,58 @@
+"""Start-up of the services a bench needs: Apache Kafka (or KPISTREAM_BROKER) and a private Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stream.bench.progress import say
+from stream.devenv.topics import bootstrap_of
+
+
+@dataclass
+class Services:
+    bootstrap: str
+    broker_url: str
+    redis_url: str
+    kafka_version: str | None
+    redis_version: str | None
+
+
+@contextlib.contextmanager
+def services(workdir: Path) -> Iterator[Services]:
+    """Apache Kafka (KafkaBroker, or KPISTREAM_BROKER when set) and a private Redis, stopped at the end."""
+    from stream.devenv.kafka import KAFKA_VERSION, KafkaBroker
+    from stream.devenv.redis import RedisServer
+
+    with contextlib.ExitStack() as stack:
+        env_broker = os.environ.get("KPISTREAM_BROKER")
+        if env_broker:
+            broker_url, kafka_version = env_broker, "external (KPISTREAM_BROKER)"
+            say(f"using the broker of KPISTREAM_BROKER: {env_broker}")
+        else:
+            say("starting Apache Kafka ...")
+            broker = KafkaBroker(workdir / "kafka", heap="1g")
+            broker.start(timeout=240)
+            stack.callback(broker.stop)
+            broker_url, kafka_version = broker.url, KAFKA_VERSION
+        redis = RedisServer(workdir / "redis")
+        redis.start(timeout=30)
+        stack.callback(redis.stop)
+        with redis.client() as c:
+            c.config_set("appendonly", "no")  # a benchmark store: no fsync in the measured path
+            c.config_set("save", "")
+            info: Any = c.info("server")
+        say(f"services up: {broker_url}, {redis.url}")
+        redis_version = info.get("redis_version")
+        yield Services(bootstrap_of(broker_url), broker_url, redis.url, kafka_version, redis_version)
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(url) as c:
+        c.flushall()

@@ -1,0 +1,74 @@
+"""The worker under measurement: `kpistream worker` with a run's own app id, topic prefix and data dir."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+
+from stream.bench.services import Services
+from stream.devenv.process import free_port
+from stream.devtools.worker_process import WorkerProcess, env_without_kpistream
+
+
+class BenchWorker(WorkerProcess):
+    """A worker on the bench's services, logging warnings only; reads its event count and RSS."""
+
+    def __init__(self, svc: Services, prefix: str, workdir: Path, partitions: int, **extra_env: str) -> None:
+        name = prefix.rstrip("-")
+        env = env_without_kpistream()
+        env.update(
+            KPISTREAM_BROKER=svc.broker_url,
+            KPISTREAM_REDIS_URL=svc.redis_url,
+            KPISTREAM_WEB_PORT=str(free_port()),
+            KPISTREAM_DATA_DIR=str(workdir / f"data-{name}"),
+            KPISTREAM_APP_ID=f"bench-{name}",
+            KPISTREAM_TOPIC_PREFIX=prefix,
+            KPISTREAM_PARTITIONS=str(partitions),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra_env)
+        # Another checkout's worker (e.g. the last commit, to compare before/after in one run).
+        src = os.environ.get("KPISTREAM_BENCH_WORKER_SRC")
+        if src:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+        super().__init__(
+            env, workdir / f"worker-{name}.log", cwd=workdir, cli_args=("--log-level", "WARNING")
+        )
+
+    def events_total(self) -> float | None:
+        """Sum of `callcenter_events_total` (valid input events consumed by stage 1); None if unreachable."""
+        try:
+            text = self.get("/metrics", 2.0).decode()
+        except (OSError, urllib.error.URLError):
+            return None
+        return sum_metric(text, "callcenter_events_total")
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        return float(psutil.Process(self.pid).memory_info().rss) / 2**20
+
+
+def sum_metric(text: str, name: str) -> float:
+    """The sum over all label sets of one metric in Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            with contextlib.suppress(ValueError, IndexError):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@contextlib.contextmanager
+def running_worker(
+    svc: Services, prefix: str, workdir: Path, partitions: int, **extra_env: str
+) -> Iterator[BenchWorker]:
+    """A started (not yet ready) worker, always stopped at the end."""
+    w = BenchWorker(svc, prefix, workdir, partitions, **extra_env).spawn()
+    try:
+        yield w
+    finally:
+        w.stop()

@@ -1,0 +1,1 @@
+"""Support code of the test suite (fixtures and helpers that are not tests themselves)."""
