@@ -22,7 +22,9 @@ from faust.types import EventT
 from agents.batching import WriteBack, run_bulk
 from agents.codecs import AGG, ALERT, BUSINESS, BYTES, ENTITY, TEXT, register_codecs
 from agents.transport import FastTransport
-from schemas.events import dead_letter, format_ts, parse_event
+from schemas.dead_letters import dead_letter
+from schemas.parse import parse_event
+from schemas.timestamps import format_ts
 from stream.config import Settings
 from stream.core import jsonbytes
 from stream.core.aggregate import AggregateStore, AggState

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from schemas.events import parse_event
+from schemas.parse import parse_event
 from stream.config import load_settings
 from stream.core.engine import Engine
 from stream.core.events import Event

@@ -22,7 +22,8 @@ from stream.config import load_settings
 from stream.core.aggregate import AggregateStore
 from stream.core.config import KpiConfig
 from stream.core.contributions import KIND_OF_STREAM
-from stream.core.engine import Engine, group_by_period
+from stream.core.engine import Engine
+from stream.core.report import group_by_period
 from stream.simulator import SimConfig, generate
 
 PARTITIONS = 4

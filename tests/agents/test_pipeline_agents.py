@@ -11,7 +11,7 @@ import pytest
 
 from agents.pipeline import Pipeline
 from stream.config import load_settings
-from stream.core.engine import group_by_period
+from stream.core.report import group_by_period
 
 T0 = "2026-01-15T09:00:00"
 

@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream.core.config import DAY_MS, KpiConfig
-from stream.core.engine import Engine, TooLate
+from stream.core.engine import Engine
 from stream.core.events import Event
+from stream.core.eventtime import TooLate
 from stream.core.scoring import DEFAULT
 from stream.simulator import SimConfig, generate
 

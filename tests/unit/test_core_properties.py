@@ -23,10 +23,11 @@ from stream.core.aggregate import AggregateStore, AggState
 from stream.core.config import DAY_MS, HOUR_MS, KpiConfig
 from stream.core.contributions import KIND_OF_STREAM
 from stream.core.counts import add_into
-from stream.core.engine import Engine, state_key
+from stream.core.engine import Engine
 from stream.core.entity import EntityState, apply_event
 from stream.core.events import Event
 from stream.core.scoring import DEFAULT
+from stream.core.stage1 import state_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BASE = (datetime(2026, 1, 15, 23, 0, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
