@@ -131,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
             KPISTREAM_TOPIC_PREFIX=f"demo-{run_id}.",
             KPISTREAM_REBALANCE_TIMEOUT_S="2",
             KPISTREAM_SESSION_TIMEOUT_S="6",
+            # The simulated day runs from today's 08:00 at --speed, ahead of the wall clock: the demo's
+            # worker allows two days of clock skew, or its events would be `future` dead letters.
+            KPISTREAM_MAX_CLOCK_SKEW_MS=str(2 * 86_400_000),
         )
         _say("starting the worker ...")
         # In its own session: stopped by us, after the feeder, not by the terminal's Ctrl-C.
