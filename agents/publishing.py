@@ -1,5 +1,5 @@
 """Wires the publisher into the Faust app: sinks from settings, the on_change hook, the timer task
-and the control-topic follower. No KPI logic here (see stream/publish.py)."""
+and the control-topic follower. No KPI logic here (see stream/publish/)."""
 
 from __future__ import annotations
 
