@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from typing import Any
 
 from agents.pipeline import Pipeline
 from stream.config import mask_secrets
@@ -64,6 +65,25 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
     async def kpistream_control() -> None:
         await follow_control(settings, publisher.set_default_strategy)
 
+    connect_rebalance_hooks(app, publisher)
     app.task(kpistream_publisher)
     app.task(kpistream_control)
     return publisher
+
+
+def connect_rebalance_hooks(app: Any, publisher: Publisher) -> None:
+    """Faust's public rebalance signals to the publisher's hooks.
+
+    `on_partitions_revoked` is sent when a rebalance takes partitions away (before the new
+    assignment); `on_rebalance_complete` when the tables of the new assignment are recovered (before
+    the streams resume), so the publisher's complete resync reads recovered state.
+    """
+
+    async def revoked(_sender: Any, _revoked: Any = None, **_kwargs: Any) -> None:
+        publisher.on_partitions_revoked()
+
+    async def ready(_sender: Any, **_kwargs: Any) -> None:
+        publisher.on_partitions_ready()
+
+    app.on_partitions_revoked.connect(revoked)
+    app.on_rebalance_complete.connect(ready)

@@ -43,6 +43,7 @@ from stream.commands.report import gc_paused
 from stream.devenv.process import free_port
 from stream.devenv.topics import bootstrap_of, create_topics_sync
 from stream.errors import KpiStreamError
+from stream.sinks.redis_keys import UPDATES_CHANNEL, OperatorKey, QueueKey, queue_or_center_key
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -348,11 +349,9 @@ def expected_redis(
         if scope not in scopes or not pk.startswith(("day:", "month:")) or not st.counts:
             continue
         if scope == "op":
-            rkey = f"kpi:op:{sid}:{pk}"
-        elif scope == "queue":
-            rkey = f"kpi:queue:{sid}:{pk}"
+            rkey = OperatorKey(sid, pk).encode()
         else:
-            rkey = f"kpi:center:{pk}"
+            rkey = queue_or_center_key(sid if scope == "queue" else None, pk).encode()
         out[rkey] = {k: int(v) for k, v in st.counts.items()}
     return out
 
@@ -653,8 +652,8 @@ async def _latency_load(
     await producer.start()
     r = aioredis.from_url(svc.redis_url)
     pubsub: Any = r.pubsub()
-    await pubsub.subscribe("kpi:updates")
-    probe_key = f"kpi:queue:{PROBE_QUEUE}:day:{PROBE_DAY}"
+    await pubsub.subscribe(UPDATES_CHANNEL)
+    probe_key = QueueKey(PROBE_QUEUE, f"day:{PROBE_DAY}").encode()
     sent_at: dict[int, float] = {}
     seen_at: dict[int, float] = {}
     state = {"offered": 0}

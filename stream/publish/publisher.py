@@ -76,7 +76,9 @@ class Publisher:
         self.index = KeyIndex()
         self.scores = ScoreCache(share_interval_s)
         self.changes = ChangeFilter()
-        self.builder = BatchBuilder(reader, cfg, self.index, self.scores, self.changes, self.strategy_for, fund)
+        self.builder = BatchBuilder(
+            reader, cfg, self.index, self.scores, self.changes, self.strategy_for, fund
+        )
         self.dirty: set[str] = set()
         self._everything = True  # the first flush publishes all there is (state recovered at start)
         self._resync = False  # the next flush is complete and marked full (after a rebalance)

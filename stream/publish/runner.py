@@ -87,8 +87,9 @@ class SinkRunner:
             log.warning("sink %s check failed: %s", self.sink.name, mask_secrets(str(exc)))
             lost = True
         if lost and not self.needs_full:
-            log.warning("sink %s lost data (restarted or flushed): writing the complete state", self.sink.name)
+            log.warning("sink %s lost data (restarted, flushed or failed over): rewriting it", self.sink.name)
             self.needs_full = True
+            self.wakeup.set()
         return lost
 
     def _check_due_in(self) -> float | None:

@@ -88,7 +88,9 @@ class RedisSink:
 
     name = "redis"
 
-    def __init__(self, url: str, cfg: KpiConfig, *, timeout_s: float = 5.0, run_id: str | None = None) -> None:
+    def __init__(
+        self, url: str, cfg: KpiConfig, *, timeout_s: float = 5.0, run_id: str | None = None
+    ) -> None:
         self.url = url
         self.cfg = cfg
         self.timeout_s = timeout_s

@@ -67,7 +67,7 @@ def period_key_of(key: str) -> str | None:
     return m["pk"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class OperatorKey:
     """`kpi:op:{operator_id}:{period_key}`: hash of one operator's KPIs, counts, F and share."""
 
@@ -85,7 +85,7 @@ class OperatorKey:
         return None if parts is None else cls(*parts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class QueueKey:
     """`kpi:queue:{queue}:{period_key}`: hash of one queue's KPIs and counts."""
 
@@ -103,7 +103,7 @@ class QueueKey:
         return None if parts is None else cls(*parts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class CenterKey:
     """`kpi:center:{period_key}`: hash of the centre's KPIs and counts."""
 
@@ -120,7 +120,7 @@ class CenterKey:
         return None if pk is None else cls(pk)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class LeaderboardKey:
     """`kpi:leaderboard:{period_key}`: sorted set, operator_id scored by F."""
 
@@ -137,7 +137,7 @@ class LeaderboardKey:
         return None if pk is None else cls(pk)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class ScorecardKey:
     """`kpi:scorecard:{period_key}`: hash of the balanced scorecard (`dimension.figure` fields)."""
 
@@ -154,7 +154,7 @@ class ScorecardKey:
         return None if pk is None else cls(pk)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class LiveQueueKey:
     """`kpi:live:queue:{queue}`: hash of one queue's live state (waiting, agents, longest wait)."""
 
@@ -172,7 +172,7 @@ class LiveQueueKey:
         return cls(key[len(cls.PREFIX) :])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class WriterKey:
     """`kpi:writer:{run_id}`: written first in every complete write of one worker run.
 
