@@ -96,7 +96,9 @@ class _World:
 def test_batch_builder_full_leaves_the_change_filter_alone_and_everything_is_complete() -> None:
     w = _World()
     keys = w.add("op", "a", T0, ANSWER) | w.add("queue", "s", T0, {"offered": 1, "answered": 1})
-    scope = BuildScope(frozenset(keys | {BUSINESS_KEY}), T0, w.store.watermark, everything=True, live_all=True)
+    scope = BuildScope(
+        frozenset(keys | {BUSINESS_KEY}), T0, w.store.watermark, everything=True, live_all=True
+    )
     first = w.builder.build(scope)
     assert first.complete and not first.full
     assert len(first.operators) == 3 and len(first.queues) == 3 and first.scorecards

@@ -74,7 +74,10 @@ async def test_revoked_drops_queued_batches_and_holds_publishing() -> None:
     sink.gate.set()
     await asyncio.wait_for(runner.idle(), 5)
     await w.pub.stop()
-    assert [ops(b) for b in sink.batches] == [{("a", p) for p in ("rolling", "day:2026-01-15", "month:2026-01")}, ops(resync)]
+    assert [ops(b) for b in sink.batches] == [
+        {("a", p) for p in ("rolling", "day:2026-01-15", "month:2026-01")},
+        ops(resync),
+    ]
 
 
 def test_the_new_owner_rewrites_records_it_believes_unchanged() -> None:
@@ -87,7 +90,9 @@ def test_the_new_owner_rewrites_records_it_believes_unchanged() -> None:
     assert not w.pub.index.known and not len(w.pub.changes)
     w.add("z", T0, mark=False)  # state that arrived with the new assignment (recovered, no delta)
     batch = w.pub.flush()
-    assert batch.full and ops(batch) == {(o, p) for o in "az" for p in ("rolling", "day:2026-01-15", "month:2026-01")}
+    assert batch.full and ops(batch) == {
+        (o, p) for o in "az" for p in ("rolling", "day:2026-01-15", "month:2026-01")
+    }
     assert not len(w.pub.flush())  # the resync refilled the change filter: back to changes only
 
 
