@@ -65,25 +65,27 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
     async def kpistream_control() -> None:
         await follow_control(settings, publisher.set_default_strategy)
 
-    connect_rebalance_hooks(app, publisher)
+    connect_rebalance_hooks(app, pipeline.agg_table, publisher)
     app.task(kpistream_publisher)
     app.task(kpistream_control)
     return publisher
 
 
-def connect_rebalance_hooks(app: Any, publisher: Publisher) -> None:
-    """Faust's public rebalance signals to the publisher's hooks.
+def connect_rebalance_hooks(app: Any, table: Any, publisher: Publisher) -> None:
+    """Faust's public rebalance hooks to the publisher's.
 
-    `on_partitions_revoked` is sent when a rebalance takes partitions away (before the new
-    assignment); `on_rebalance_complete` when the tables of the new assignment are recovered (before
-    the streams resume), so the publisher's complete resync reads recovered state.
+    `app.on_partitions_revoked` is sent when a rebalance starts taking partitions away (and at
+    start, before the first assignment). The aggregate table's `on_recover` callbacks run once the
+    new assignment is recovered and the table has dropped the keys of partitions it no longer
+    holds, before the streams resume: `app.on_rebalance_complete` comes before that drop, so a
+    resync there could still publish partitions now owned by another worker.
     """
 
     async def revoked(_sender: Any, _revoked: Any = None, **_kwargs: Any) -> None:
         publisher.on_partitions_revoked()
 
-    async def ready(_sender: Any, **_kwargs: Any) -> None:
+    async def recovered() -> None:
         publisher.on_partitions_ready()
 
     app.on_partitions_revoked.connect(revoked)
-    app.on_rebalance_complete.connect(ready)
+    table.on_recover(recovered)
