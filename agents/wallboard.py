@@ -48,7 +48,6 @@ from stream.sinks.redis_keys import (
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-CENTER_QUEUE = CENTER_ID
 PERIODS: tuple[str, ...] = ("rolling", "day", "month")
 LIVE_INT_FIELDS: tuple[str, ...] = LIVE_FIELDS  # every field of live_state is an integer
 #: Wallboard-only target of the scorecard's customer dimension (the contract sets none): the common
@@ -168,7 +167,7 @@ def queue_record_from_hash(queue: str | None, period_key: str, h: Mapping[str, s
     """A `kpi:queue:*` or `kpi:center:*` hash as the `kpi.queue-kpis` record it was written from."""
     return {
         "scope": "center" if queue is None else "queue",
-        "queue": CENTER_QUEUE if queue is None else queue,
+        "queue": CENTER_ID if queue is None else queue,
         "period": h.get("period") or period_of(period_key),
         "period_key": period_key,
         "kpis": {k: number(h.get(k)) for k in QUEUE_KPIS},
@@ -330,7 +329,7 @@ class WallboardReader:
         names = {q for q, _ in targets if q is not None}
         names |= {lk.queue for k in await _scan(r, LiveQueueKey.SCAN) if (lk := LiveQueueKey.decode(k))}
         rows: dict[str | None, Record] = {
-            q: self._queue_row(q) for q in [None, *sorted(n for n in names if n != CENTER_QUEUE)]
+            q: self._queue_row(q) for q in [None, *sorted(n for n in names if n != CENTER_ID)]
         }
         for (queue, pk), h in zip(targets, hashes, strict=True):
             if h and queue in rows:
@@ -356,7 +355,7 @@ class WallboardReader:
     def _queue_row(self, queue: str | None) -> Record:
         return {
             "scope": "center" if queue is None else "queue",
-            "queue": CENTER_QUEUE if queue is None else queue,
+            "queue": CENTER_ID if queue is None else queue,
             "bands": {
                 **{k: b.to_json() for k, b in queue_bands(queue, self.cfg).items()},
                 "longest_wait_s": wait_band(self.cfg).to_json(),
