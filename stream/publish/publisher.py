@@ -138,8 +138,8 @@ class Publisher:
         late, it would overwrite that worker's newer records.
         """
         self._rebalancing = True
-        for r in self.runners:
-            r.drop_queued()
+        dropped = sum(r.drop_queued() for r in self.runners)
+        log.info("partitions revoked: publishing held, %d queued batches dropped", dropped)
 
     def on_partitions_ready(self) -> None:
         """The new assignment is recovered: forget what was published and publish everything, in full.
@@ -157,6 +157,7 @@ class Publisher:
         self._everything = True
         self._resync = True
         self._rebalancing = False
+        log.info("assignment recovered: the next flush writes everything this worker holds")
 
     def on_rebalance(self) -> None:
         """Both hooks at once, for a caller that only learns that a rebalance happened."""
@@ -201,6 +202,10 @@ class Publisher:
         return batch
 
     def build_full(self) -> Batch:
+        """The complete state for a sink's resync; nothing while partitions move (the resync after
+        the rebalance is complete for every sink)."""
+        if self._rebalancing:
+            return Batch()
         return self.build(full=True)
 
     # ------------------------------------------------------------ running

@@ -67,6 +67,7 @@ async def test_revoked_drops_queued_batches_and_holds_publishing() -> None:
     assert runner.queue.empty()
     w.add("c", T0 + 10)
     assert not len(w.pub.flush()) and runner.queue.empty()  # nothing is published mid-rebalance
+    assert not len(w.pub.build_full())  # not even a failed sink's resync
     w.pub.on_partitions_ready()
     resync = w.pub.flush()
     assert resync.full and resync.complete and resync.active_alerts == []
