@@ -11,8 +11,8 @@ from functools import cache
 from typing import Any
 
 from schemas.outputs import alert_schema, queue_kpis_schema, scorecard_schema
-from stream.core.engine import LIVE_FIELDS
 from stream.core.kpis import OPERATOR_KPIS
+from stream.core.live import LIVE_FIELDS
 
 PERIOD_KEY = "^(rolling|day:[0-9]{4}-[0-9]{2}-[0-9]{2}|month:[0-9]{4}-[0-9]{2})$"
 COLOUR = {"enum": ["green", "amber", "red", None], "description": "null: the KPI is undefined."}

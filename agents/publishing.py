@@ -1,10 +1,11 @@
 """Wires the publisher into the Faust app: sinks from settings, the on_change hook, the timer task
-and the control-topic follower. No KPI logic here (see stream/publish.py)."""
+and the control-topic follower. No KPI logic here (see stream/publish/)."""
 
 from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from typing import Any
 
 from agents.pipeline import Pipeline
 from stream.config import mask_secrets
@@ -68,6 +69,27 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
     async def kpistream_control() -> None:
         await follow_control(settings, publisher.set_default_strategy)
 
+    connect_rebalance_hooks(app, pipeline.agg_table, publisher)
     app.task(kpistream_publisher)
     app.task(kpistream_control)
     return publisher
+
+
+def connect_rebalance_hooks(app: Any, table: Any, publisher: Publisher) -> None:
+    """Faust's public rebalance hooks to the publisher's.
+
+    `app.on_partitions_revoked` is sent when a rebalance starts taking partitions away (and at
+    start, before the first assignment). The aggregate table's `on_recover` callbacks run once the
+    new assignment is recovered and the table has dropped the keys of partitions it no longer
+    holds, before the streams resume: `app.on_rebalance_complete` comes before that drop, so a
+    resync there could still publish partitions now owned by another worker.
+    """
+
+    async def revoked(_sender: Any, _revoked: Any = None, **_kwargs: Any) -> None:
+        publisher.on_partitions_revoked()
+
+    async def recovered() -> None:
+        publisher.on_partitions_ready()
+
+    app.on_partitions_revoked.connect(revoked)
+    table.on_recover(recovered)

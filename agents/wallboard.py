@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,18 +28,27 @@ from stream.config import mask_secrets
 from stream.core.alerts import rule_for
 from stream.core.config import KpiConfig
 from stream.core.counts import QUEUE_COUNT_FIELDS
-from stream.core.engine import LIVE_FIELDS
+from stream.core.keys import CENTER_ID
 from stream.core.kpis import OPERATOR_KPIS, QUEUE_KPIS
+from stream.core.live import LIVE_FIELDS
 from stream.core.outputs import iso_ms
 from stream.core.periods import ROLLING
+from stream.sinks.redis_keys import (
+    ACTIVE_ALERTS,
+    UPDATES_CHANNEL,
+    CenterKey,
+    LeaderboardKey,
+    LiveQueueKey,
+    OperatorKey,
+    QueueKey,
+    ScorecardKey,
+    period_key_of,
+    queue_or_center_key,
+)
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-UPDATES_CHANNEL = "kpi:updates"
-ACTIVE_ALERTS = "kpi:alerts:active"
-LIVE_PREFIX = "kpi:live:queue:"
-CENTER_QUEUE = "_center"
 PERIODS: tuple[str, ...] = ("rolling", "day", "month")
 LIVE_INT_FIELDS: tuple[str, ...] = LIVE_FIELDS  # every field of live_state is an integer
 #: Wallboard-only target of the scorecard's customer dimension (the contract sets none): the common
@@ -51,10 +59,6 @@ FCR_RED = 0.60
 SL_AMBER_WIDTH = 0.10
 #: LCR and CAR turn amber at this fraction of their alert threshold (10 %: amber above 8 %).
 RATE_AMBER_AT = 0.8
-
-_QUEUE_KEY = re.compile(r"^kpi:queue:(?P<queue>.+):(?P<pk>rolling|day:\d{4}-\d{2}-\d{2}|month:\d{4}-\d{2})$")
-_CENTER_KEY = re.compile(r"^kpi:center:(?P<pk>rolling|day:\d{4}-\d{2}-\d{2}|month:\d{4}-\d{2})$")
-_ANY_PERIOD_KEY = re.compile(r":(?P<pk>day:\d{4}-\d{2}-\d{2}|month:\d{4}-\d{2})$")
 
 Record = dict[str, Any]
 
@@ -164,7 +168,7 @@ def queue_record_from_hash(queue: str | None, period_key: str, h: Mapping[str, s
     """A `kpi:queue:*` or `kpi:center:*` hash as the `kpi.queue-kpis` record it was written from."""
     return {
         "scope": "center" if queue is None else "queue",
-        "queue": CENTER_QUEUE if queue is None else queue,
+        "queue": CENTER_ID if queue is None else queue,
         "period": h.get("period") or period_of(period_key),
         "period_key": period_key,
         "kpis": {k: number(h.get(k)) for k in QUEUE_KPIS},
@@ -238,9 +242,9 @@ def latest_keys(keys: Iterable[str]) -> dict[str, str | None]:
     days: list[str] = []
     months: list[str] = []
     for key in keys:
-        m = _ANY_PERIOD_KEY.search(key)
-        if m:
-            (days if m["pk"].startswith("day:") else months).append(m["pk"])
+        pk = period_key_of(key)
+        if pk is not None:
+            (days if pk.startswith("day:") else months).append(pk)
     day = max(days, default=None)
     month = max(months, default=None)
     if day is not None and (month is None or month < f"month:{day[4:11]}"):
@@ -303,9 +307,9 @@ class WallboardReader:
 
     async def current_periods(self) -> dict[str, str | None]:
         r = self.client()
-        keys = await _scan(r, "kpi:center:*")
-        keys += await _scan(r, "kpi:leaderboard:*")
-        keys += await _scan(r, "kpi:scorecard:*")
+        keys = await _scan(r, CenterKey.SCAN)
+        keys += await _scan(r, LeaderboardKey.SCAN)
+        keys += await _scan(r, ScorecardKey.SCAN)
         return latest_keys(keys)
 
     async def queues(self) -> Record:
@@ -314,19 +318,19 @@ class WallboardReader:
         periods = await self.current_periods()
         wanted = {pk: kind for kind, pk in periods.items() if pk}
         targets: list[tuple[str | None, str]] = []
-        for key in await _scan(r, "kpi:queue:*"):
-            m = _QUEUE_KEY.match(key)
-            if m and m["pk"] in wanted:
-                targets.append((m["queue"], m["pk"]))
+        for key in await _scan(r, QueueKey.SCAN):
+            qk = QueueKey.decode(key)
+            if qk is not None and qk.period_key in wanted:
+                targets.append((qk.queue, qk.period_key))
         targets += [(None, pk) for pk in wanted]
         async with r.pipeline(transaction=False) as pipe:
             for queue, pk in targets:
-                pipe.hgetall(f"kpi:center:{pk}" if queue is None else f"kpi:queue:{queue}:{pk}")
+                pipe.hgetall(queue_or_center_key(queue, pk).encode())
             hashes = await pipe.execute()
         names = {q for q, _ in targets if q is not None}
-        names |= {k[len(LIVE_PREFIX) :] for k in await _scan(r, f"{LIVE_PREFIX}*")}
+        names |= {lk.queue for k in await _scan(r, LiveQueueKey.SCAN) if (lk := LiveQueueKey.decode(k))}
         rows: dict[str | None, Record] = {
-            q: self._queue_row(q) for q in [None, *sorted(n for n in names if n != CENTER_QUEUE)]
+            q: self._queue_row(q) for q in [None, *sorted(n for n in names if n != CENTER_ID)]
         }
         for (queue, pk), h in zip(targets, hashes, strict=True):
             if h and queue in rows:
@@ -352,7 +356,7 @@ class WallboardReader:
     def _queue_row(self, queue: str | None) -> Record:
         return {
             "scope": "center" if queue is None else "queue",
-            "queue": CENTER_QUEUE if queue is None else queue,
+            "queue": CENTER_ID if queue is None else queue,
             "bands": {
                 **{k: b.to_json() for k, b in queue_bands(queue, self.cfg).items()},
                 "longest_wait_s": wait_band(self.cfg).to_json(),
@@ -368,13 +372,13 @@ class WallboardReader:
         body: Record = {"period": period, "period_key": pk, "count": 0, "operators": []}
         if pk is None:
             return body
-        raw = await r.zrange(f"kpi:leaderboard:{pk}", 0, -1, withscores=True)
+        raw = await r.zrange(LeaderboardKey(pk).encode(), 0, -1, withscores=True)
         ranked = rank_rows((str(op), float(score)) for op, score in raw)
         body["count"] = len(ranked)
         top = ranked[:limit]
         async with r.pipeline(transaction=False) as pipe:
             for _, op, _ in top:
-                pipe.hgetall(f"kpi:op:{op}:{pk}")
+                pipe.hgetall(OperatorKey(op, pk).encode())
             hashes = await pipe.execute()
         body["operators"] = [
             operator_entry(rank, op, f, h) for (rank, op, f), h in zip(top, hashes, strict=True)
@@ -383,12 +387,12 @@ class WallboardReader:
 
     async def live(self) -> Record:
         r = self.client()
-        keys = sorted(await _scan(r, f"{LIVE_PREFIX}*"))
+        keys = sorted(lk for k in await _scan(r, LiveQueueKey.SCAN) if (lk := LiveQueueKey.decode(k)))
         async with r.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hgetall(key)
+                pipe.hgetall(key.encode())
             hashes = await pipe.execute()
-        return {"queues": [live_row(k[len(LIVE_PREFIX) :], h) for k, h in zip(keys, hashes, strict=True)]}
+        return {"queues": [live_row(k.queue, h) for k, h in zip(keys, hashes, strict=True)]}
 
     async def alerts(self) -> Record:
         raw = await self.client().hgetall(ACTIVE_ALERTS)
@@ -403,7 +407,7 @@ class WallboardReader:
         pk = (await self.current_periods())[period]
         card = None
         if pk is not None:
-            h = await self.client().hgetall(f"kpi:scorecard:{pk}")
+            h = await self.client().hgetall(ScorecardKey(pk).encode())
             card = scorecard_from_hash(pk, h) if h else None
         return {
             "period": period,

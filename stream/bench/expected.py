@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemas.parse import parse_event
+from stream.core.keys import AggKey
+from stream.sinks.redis_keys import OperatorKey, queue_or_center_key
 
 
 def expected_redis(
@@ -24,15 +26,13 @@ def expected_redis(
             engine.process(to_event(e), "file:0", i)
     out: dict[str, dict[str, int]] = {}
     for key, st in engine.aggs.items():
-        scope, sid, pk = key.split("|", 2)
+        scope, sid, pk = AggKey.decode(key)
         if scope not in scopes or not pk.startswith(("day:", "month:")) or not st.counts:
             continue
         if scope == "op":
-            rkey = f"kpi:op:{sid}:{pk}"
-        elif scope == "queue":
-            rkey = f"kpi:queue:{sid}:{pk}"
+            rkey = OperatorKey(sid, pk).encode()
         else:
-            rkey = f"kpi:center:{pk}"
+            rkey = queue_or_center_key(sid if scope == "queue" else None, pk).encode()
         out[rkey] = {k: int(v) for k, v in st.counts.items()}
     return out
 

@@ -16,6 +16,7 @@ from stream.bench.services import Services, flush_redis
 from stream.bench.worker import running_worker
 from stream.bench.workload import PROBE_QUEUE, Message, probe_pair, simulated_events, to_messages
 from stream.commands.report import gc_paused
+from stream.sinks.redis_keys import UPDATES_CHANNEL, QueueKey
 
 PROBE_DAY = "2026-01-15"  # the probes' event day (the latency load's simulated day)
 
@@ -32,8 +33,8 @@ async def _latency_load(
     await producer.start()
     r = aioredis.from_url(svc.redis_url)
     pubsub: Any = r.pubsub()
-    await pubsub.subscribe("kpi:updates")
-    probe_key = f"kpi:queue:{PROBE_QUEUE}:day:{PROBE_DAY}"
+    await pubsub.subscribe(UPDATES_CHANNEL)
+    probe_key = QueueKey(PROBE_QUEUE, f"day:{PROBE_DAY}").encode()
     sent_at: dict[int, float] = {}
     seen_at: dict[int, float] = {}
     state = {"offered": 0}

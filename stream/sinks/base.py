@@ -24,6 +24,7 @@ class Batch:
     alerts: list[Record] = field(default_factory=list)  # alert transitions, in order
     active_alerts: list[Record] | None = None  # with `full`: every firing alert (the rest are not)
     full: bool = False
+    complete: bool = False  # holds every record this worker owns (a full batch, or the first one)
     current_day: str = ""
     current_month: str = ""
 
@@ -47,6 +48,17 @@ class Sink(Protocol):
     async def write(self, batch: Batch) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class LossCheckedSink(Sink, Protocol):
+    """A sink that can tell that its store lost what was written (Redis restarted empty, a failover).
+
+    `lost_data` raises like `write` when the store cannot be reached; the publisher then writes the
+    complete state, as after a failed write.
+    """
+
+    async def lost_data(self) -> bool: ...
 
 
 class MemorySink:

@@ -1,7 +1,8 @@
 """Kafka sink: records to the compacted output topics, keyed as CONTRACT.md section 5 says.
 
-Operator scores are keyed by operator_id and queue KPIs by queue (`_center` for the centre), so
-every period of one operator or queue lands on one partition, in order.
+Operator scores and queue KPIs are keyed by entity and period (stream/sinks/kafka_keys.py), so the
+compacted topics keep the latest record of every operator-period and queue-period; the scorecard is
+keyed by its period key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from stream.config import Settings, mask_secrets
 from stream.errors import SinkError
 from stream.sinks.base import Batch, Record
+from stream.sinks.kafka_keys import operator_score_key, queue_kpis_key
 from stream.topics import OPERATOR_SCORES, QUEUE_KPIS, SCORECARD
 
 
@@ -52,10 +54,10 @@ class KafkaSink:
             return
         try:
             producer = await self._start()
-            sends = [(self.scores_topic, r, "operator_id") for r in batch.operators]
-            sends += [(self.queues_topic, r, "queue") for r in batch.queues]
-            sends += [(self.scorecard_topic, r, "period_key") for r in batch.scorecards]
-            futures = [await producer.send(t, _value(r), key=str(r[k]).encode()) for t, r, k in sends]
+            sends = [(self.scores_topic, r, operator_score_key(r)) for r in batch.operators]
+            sends += [(self.queues_topic, r, queue_kpis_key(r)) for r in batch.queues]
+            sends += [(self.scorecard_topic, r, str(r["period_key"]).encode()) for r in batch.scorecards]
+            futures = [await producer.send(t, _value(r), key=k) for t, r, k in sends]
             for fut in futures:
                 await fut
         except Exception as exc:

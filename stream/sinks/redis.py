@@ -1,13 +1,21 @@
 """Redis sink: the live wallboard's hashes, leaderboards and the `kpi:updates` channel.
 
 One pipeline (one round trip) per batch. Day and month keys expire a little after their period
-leaves retention; rolling keys are overwritten for ever and never expire.
+leaves retention; rolling keys are overwritten for ever and never expire. Key names come from
+stream/sinks/redis_keys.py.
+
+Redis may lose what was written without any write failing (restarted empty, FLUSHALL, a failover to
+a replica that had not caught up). Every complete write therefore sets this worker run's marker key
+first; `lost_data` (polled by the publisher's sink runner every few seconds) reports a missing
+marker or a changed Redis server `run_id`, and the runner then writes the complete state again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,27 +26,27 @@ from stream.core.outputs import operator_hash, queue_hash, scorecard_hash
 from stream.core.periods import DAY_PREFIX, MONTH_PREFIX
 from stream.errors import SinkError
 from stream.sinks.base import Batch, Record
+from stream.sinks.redis_keys import (
+    ACTIVE_ALERTS,
+    UPDATES_CHANNEL,
+    LeaderboardKey,
+    LiveQueueKey,
+    OperatorKey,
+    ScorecardKey,
+    WriterKey,
+    queue_or_center_key,
+)
 
-UPDATES_CHANNEL = "kpi:updates"
-CENTER_QUEUE = "_center"
+#: The writer marker outlives a few missed checks; a worker that stops refreshing it lets it expire.
+MARKER_TTL_S = 600
 
 
 def operator_key(rec: Record) -> str:
-    return f"kpi:op:{rec['operator_id']}:{rec['period_key']}"
+    return OperatorKey(rec["operator_id"], rec["period_key"]).encode()
 
 
 def queue_key(rec: Record) -> str:
-    if rec["scope"] == "center":
-        return f"kpi:center:{rec['period_key']}"
-    return f"kpi:queue:{rec['queue']}:{rec['period_key']}"
-
-
-def leaderboard_key(period_key: str) -> str:
-    return f"kpi:leaderboard:{period_key}"
-
-
-def scorecard_key(period_key: str) -> str:
-    return f"kpi:scorecard:{period_key}"
+    return queue_or_center_key(None if rec["scope"] == "center" else rec["queue"], rec["period_key"]).encode()
 
 
 def ttl_seconds(period_key: str, cfg: KpiConfig) -> int | None:
@@ -54,7 +62,25 @@ def _message(key: str, kind: str, rec: Record) -> str:
     return json.dumps({"key": key, "kind": kind, "record": rec}, separators=(",", ":"))
 
 
-ACTIVE_ALERTS = "kpi:alerts:active"
+@dataclass(slots=True)
+class WriteWitness:
+    """What this worker knows Redis holds: a complete write with the marker, on which server run.
+
+    Redis lost data when the marker is gone (flushed, restarted without persistence) or the server's
+    `run_id` changed since the complete write (a restart that may have lost the last writes, or a
+    failover to a replica that may lag). Before the first complete write nothing is known: lost.
+    """
+
+    server_run_id: str | None = None
+
+    def wrote_complete(self, server_run_id: str) -> None:
+        self.server_run_id = server_run_id
+
+    def lost(self, marker_present: bool, server_run_id: str) -> bool:
+        return not marker_present or self.server_run_id != server_run_id
+
+    def forget(self) -> None:
+        self.server_run_id = None
 
 
 class RedisSink:
@@ -62,10 +88,14 @@ class RedisSink:
 
     name = "redis"
 
-    def __init__(self, url: str, cfg: KpiConfig, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, cfg: KpiConfig, *, timeout_s: float = 5.0, run_id: str | None = None
+    ) -> None:
         self.url = url
         self.cfg = cfg
         self.timeout_s = timeout_s
+        self.marker = WriterKey(run_id or uuid.uuid4().hex).encode()
+        self.witness = WriteWitness()
         self._client: Any = None
 
     def _redis(self) -> Any:
@@ -76,15 +106,36 @@ class RedisSink:
         return self._client
 
     async def write(self, batch: Batch) -> None:
-        if not len(batch):
+        if not len(batch) and not batch.complete:
             return
         try:
-            async with self._redis().pipeline(transaction=False) as pipe:
+            client = self._redis()
+            async with client.pipeline(transaction=False) as pipe:
+                if batch.complete:
+                    # The server's run id and the marker first: a restart or flush during the pipeline
+                    # then either fails it or removes the marker, so it is seen at the next check.
+                    pipe.info("server")
+                    pipe.set(self.marker, str(len(batch)), ex=MARKER_TTL_S)
                 self._queue_commands(pipe, batch)
-                await pipe.execute()
+                results = await pipe.execute()
+            if batch.complete:
+                self.witness.wrote_complete(str(results[0].get("run_id", "")))
         except Exception as exc:  # redis raises many types (connection, timeout, OS errors)
             await self._reset()
             raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc
+
+    async def lost_data(self) -> bool:
+        """True when Redis may no longer hold what this worker wrote (the marker is refreshed here)."""
+        try:
+            client = self._redis()
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.expire(self.marker, MARKER_TTL_S)
+                pipe.info("server")
+                present, info = await pipe.execute()
+        except Exception as exc:
+            await self._reset()
+            raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc
+        return self.witness.lost(bool(present), str(info.get("run_id", "")))
 
     def _expire(self, pipe: Any, key: str, period_key: str) -> None:
         ttl = ttl_seconds(period_key, self.cfg)
@@ -97,7 +148,7 @@ class RedisSink:
             key = operator_key(rec)
             pipe.hset(key, mapping=operator_hash(rec))
             self._expire(pipe, key, pk)
-            board = leaderboard_key(pk)
+            board = LeaderboardKey(pk).encode()
             if any(rec["counts"].values()):
                 pipe.zadd(board, {rec["operator_id"]: rec["f"]})
             else:
@@ -110,13 +161,13 @@ class RedisSink:
             self._expire(pipe, key, rec["period_key"])
             pipe.publish(UPDATES_CHANNEL, _message(key, rec["scope"], rec))
         for rec in batch.scorecards:
-            key = scorecard_key(rec["period_key"])
+            key = ScorecardKey(rec["period_key"]).encode()
             pipe.hset(key, mapping=scorecard_hash(rec))
             self._expire(pipe, key, rec["period_key"])
             pipe.publish(UPDATES_CHANNEL, _message(key, "scorecard", rec))
 
         for rec in batch.live:
-            key = f"kpi:live:queue:{rec['queue']}"
+            key = LiveQueueKey(rec["queue"]).encode()
             pipe.hset(key, mapping={k: "" if v is None else str(v) for k, v in rec.items() if k != "queue"})
             pipe.publish(UPDATES_CHANNEL, _message(key, "live", rec))
         if batch.active_alerts is not None:

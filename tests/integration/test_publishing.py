@@ -1,7 +1,9 @@
 """Publishing for real: a `kpistream worker` on a real Kafka and Redis equals `kpistream report`.
 
 One worker per module (topics under a unique prefix, its own Redis db). The tests run in order:
-outputs equal the report; /metrics names; a strategy switch at run time; a Redis outage.
+outputs equal the report; the compacted score topics rebuild the report's days and months; Redis
+flushed and restarted empty is rewritten without a new event; /metrics names; a strategy switch at
+run time; a Redis outage.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +29,8 @@ from stream.devenv.kafka import KafkaBroker
 from stream.devenv.process import free_port
 from stream.devenv.redis import RedisServer
 from stream.simulator import SimConfig, generate
+from stream.sinks.kafka_keys import ScoreKey
+from stream.sinks.redis_keys import LeaderboardKey, OperatorKey, QueueKey, ScorecardKey, queue_or_center_key
 
 pytestmark = pytest.mark.integration
 
@@ -144,16 +149,17 @@ def redis_mismatches(r: redis.Redis, report: dict[str, Any]) -> list[str]:
     for pk, p in report["periods"].items():
         for op, row in p["operators"].items():
             want = {**row["kpis"], **row["counts"], "f": row["f"], "fund_share": row["fund_share"]}
-            check(f"kpi:op:{op}:{pk}", want)
+            check(OperatorKey(op, pk).encode(), want)
         for q, row in p["queues"].items():
-            check(f"kpi:queue:{q}:{pk}", {**row["kpis"], **row["counts"]})
-        check(f"kpi:center:{pk}", {**p["center"]["kpis"], **p["center"]["counts"]})
+            check(QueueKey(q, pk).encode(), {**row["kpis"], **row["counts"]})
+        check(queue_or_center_key(None, pk).encode(), {**p["center"]["kpis"], **p["center"]["counts"]})
         card = {f"{d}.{k}": v for d, figs in p["scorecard"].items() for k, v in figs.items()}
-        check(f"kpi:scorecard:{pk}", card)
-        board = dict(r.zrange(f"kpi:leaderboard:{pk}", 0, -1, withscores=True))
+        check(ScorecardKey(pk).encode(), card)
+        board = dict(r.zrange(LeaderboardKey(pk).encode(), 0, -1, withscores=True))
         if board != {op: row["f"] for op, row in p["operators"].items()}:
             bad.append(f"leaderboard {pk}: {board}")
-        extra = {k.split(":")[2] for k in r.scan_iter(f"kpi:op:*:{pk}")} - set(p["operators"])
+        found = (OperatorKey.decode(k) for k in r.scan_iter(OperatorKey.SCAN))
+        extra = {k.operator_id for k in found if k and k.period_key == pk} - set(p["operators"])
         if extra:
             bad.append(f"op hashes not in the report for {pk}: {sorted(extra)}")
     return bad
@@ -175,13 +181,17 @@ def wait_equal(w: Worker, report: dict[str, Any], timeout: float = 45) -> None:
         time.sleep(0.5)
 
 
-async def last_records(bootstrap: str, topic: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """The last value per (key, period_key) of a topic, read from the beginning to its end."""
+async def compacted_view(bootstrap: str, topic: str) -> dict[ScoreKey, dict[str, Any]]:
+    """What a consumer reading the topic from the beginning keeps: the last value of every key.
+
+    That is also all that compaction guarantees to keep, so this is the topic's compacted state.
+    Every key must be the record's own `{entity}|{period_key}` (CONTRACT.md section 5).
+    """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await c.start()
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+    out: dict[ScoreKey, dict[str, Any]] = {}
     try:
         tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
         if not tps:
@@ -194,34 +204,54 @@ async def last_records(bootstrap: str, topic: str) -> dict[tuple[str, str], dict
             while [tp for tp in tps if await c.position(tp) < ends[tp]]:
                 for msgs in (await c.getmany(timeout_ms=500)).values():
                     for m in msgs:
+                        key = ScoreKey.decode(m.key)
                         v = json.loads(m.value)
-                        out[(m.key.decode(), v["period_key"])] = v
+                        entity = v["operator_id"] if "operator_id" in v else v["queue"]
+                        assert key == ScoreKey(entity, v["period_key"]), (m.key, v)
+                        out[key] = v
     finally:
         await c.stop()
     return out
 
 
-def topic_mismatches(w: Worker, report: dict[str, Any]) -> list[str]:
+def topic_mismatches(w: Worker, report: dict[str, Any], *, exact_keys: bool = False) -> list[str]:
+    """Differences between the compacted score topics and the report's periods (empty = equal).
+
+    With `exact_keys`, the topics' day and month keys must also be exactly the report's.
+    """
     bootstrap = w.env["KPISTREAM_BROKER"].split("://")[1]
-    ops = asyncio.run(last_records(bootstrap, f"{w.prefix}kpi.operator-scores"))
-    queues = asyncio.run(last_records(bootstrap, f"{w.prefix}kpi.queue-kpis"))
+    ops = asyncio.run(compacted_view(bootstrap, f"{w.prefix}kpi.operator-scores"))
+    queues = asyncio.run(compacted_view(bootstrap, f"{w.prefix}kpi.queue-kpis"))
     bad = []
     for pk, p in report["periods"].items():
         for op, row in p["operators"].items():
-            got = ops.get((op, pk))
+            got = ops.get(ScoreKey(op, pk))
             sub = got and {"kpis": {k: got["kpis"][k] for k in row["kpis"]}, **{k: got[k] for k in row}}
             if sub != row:
                 bad.append(f"operator {op} {pk}: {got} != {row}")
         for q, row in [*p["queues"].items(), ("_center", p["center"])]:
-            got = queues.get((q, pk))
+            got = queues.get(ScoreKey(q, pk))
             if not got or got["kpis"] != row["kpis"] or got["counts"] != row["counts"]:
                 bad.append(f"queue {q} {pk}: {got} != {row}")
+    if exact_keys:
+        want_ops = {ScoreKey(op, pk) for pk, p in report["periods"].items() for op in p["operators"]}
+        want_queues = {
+            ScoreKey(q, pk) for pk, p in report["periods"].items() for q in [*p["queues"], "_center"]
+        }
+        got_ops = {k for k in ops if k.period_key != "rolling"}
+        got_queues = {k for k in queues if k.period_key != "rolling"}
+        bad += [f"operator key not in the report: {k}" for k in sorted(got_ops - want_ops)]
+        bad += [f"operator key missing: {k}" for k in sorted(want_ops - got_ops)]
+        bad += [f"queue key not in the report: {k}" for k in sorted(got_queues - want_queues)]
+        bad += [f"queue key missing: {k}" for k in sorted(want_queues - got_queues)]
     return bad
 
 
-def wait_topics_equal(w: Worker, report: dict[str, Any], timeout: float = 30) -> None:
+def wait_topics_equal(
+    w: Worker, report: dict[str, Any], timeout: float = 30, *, exact_keys: bool = False
+) -> None:
     deadline = time.monotonic() + timeout
-    while bad := topic_mismatches(w, report):
+    while bad := topic_mismatches(w, report, exact_keys=exact_keys):
         if time.monotonic() > deadline:
             pytest.fail("topics differ from the report:\n" + "\n".join(bad[:10]))
         time.sleep(1)
@@ -243,6 +273,36 @@ def test_redis_and_topics_equal_report(worker: Worker, first_file: Path) -> None
     r = worker.redis()
     assert r.zcard("kpi:leaderboard:rolling") > 0
     assert r.ttl("kpi:op:op-001:day:2026-01-15") > 40 * 86400 and r.ttl("kpi:center:rolling") == -1
+
+
+def test_compacted_score_topics_rebuild_the_reports_days_and_months(worker: Worker, first_file: Path) -> None:
+    """A consumer reading `kpi.operator-scores` and `kpi.queue-kpis` from the beginning, keeping the
+    last record of each key (all that compaction keeps), has every day and month result of `report`
+    (kpis, counts, F, fund share) and no other."""
+    report = worker.report([first_file])
+    assert {"day:2026-01-15", "month:2026-01"} <= set(report["periods"])
+    wait_topics_equal(worker, report, exact_keys=True)
+
+
+def test_redis_flushed_is_rewritten_without_a_new_event(worker: Worker, first_file: Path) -> None:
+    report = worker.report([first_file])
+    wait_equal(worker, report)
+    worker.redis().flushdb()
+    assert redis_mismatches(worker.redis(), report)
+    wait_equal(worker, report, timeout=30)
+
+
+def test_redis_restarted_empty_is_rewritten_without_a_new_event(worker: Worker, first_file: Path) -> None:
+    report = worker.report([first_file])
+    wait_equal(worker, report)
+    server = worker.redis_server
+    server.stop()
+    for path in server.data_dir.iterdir():  # what persistence would bring back: gone
+        if path.name != f"{server.name}.log":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    server.start(timeout=30)
+    assert not worker.redis().dbsize()
+    wait_equal(worker, report, timeout=45)
 
 
 def test_metrics_expose_every_contract_name(worker: Worker, first_file: Path) -> None:

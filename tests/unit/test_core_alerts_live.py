@@ -6,8 +6,9 @@ from typing import Any
 
 from stream.core.alerts import FIRING, OK, AlertState, evaluate, rule_for
 from stream.core.config import KpiConfig
-from stream.core.engine import Engine, live_state
+from stream.core.engine import Engine
 from stream.core.events import Event
+from stream.core.live import live_state
 
 T0 = 1_768_467_600_000  # 2026-01-15T09:00:00Z
 

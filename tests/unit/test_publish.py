@@ -278,13 +278,13 @@ def test_expired_keys_leave_the_index() -> None:
     w.add("op", "a", T0 + 1000, ANSWER)
     batch = w.pub.flush()
     assert {r["operator_id"] for r in batch.operators} == {"a"}
-    assert "op|b|day:2026-01-15" not in w.pub._known
+    assert "op|b|day:2026-01-15" not in w.pub.index.known
 
 
 def test_with_many_operators_share_only_changes_wait_for_the_share_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("stream.publish.SHARES_EVERY_FLUSH_UP_TO", 2)
+    monkeypatch.setattr("stream.publish.score_cache.SHARES_EVERY_FLUSH_UP_TO", 2)
     w = World([], share_interval_s=10.0)
     for op in "abc":
         w.add("op", op, T0, ANSWER)

@@ -15,11 +15,11 @@ import pytest
 from schemas.fields import TYPE_FIELDS
 from schemas.parse import parse_event
 from stream.cli import main
-from stream.core.aggregate import split_key
 from stream.core.alerts import FIRING, AlertState, evaluate, rule_for
 from stream.core.config import KpiConfig
 from stream.core.contributions import CENTER
 from stream.core.engine import Engine
+from stream.core.keys import AggKey
 from stream.core.kpis import queue_kpis
 from stream.core.periods import ROLLING
 from stream.simulator import SimConfig, call_rate_factor, generate, iter_jsonl
@@ -42,7 +42,8 @@ def run_engine(events: list[dict[str, Any]], alerts: bool = False) -> tuple[Engi
         if alerts and ev.ts >= next_check:
             next_check = ev.ts + 300_000
             key = next(
-                (k for k in eng.aggs if split_key(k)[0] == CENTER and split_key(k)[2] == ROLLING), None
+                (k for k in eng.aggs if AggKey.decode(k)[0] == CENTER and AggKey.decode(k)[2] == ROLLING),
+                None,
             )
             if key is None:
                 continue

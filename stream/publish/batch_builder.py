@@ -1,0 +1,163 @@
+"""From a set of changed aggregate keys to one batch of complete records (stream/core/outputs.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from schemas.timestamps import format_ts
+from stream.core.aggregate import NOW
+from stream.core.config import KpiConfig
+from stream.core.contributions import CENTER, OP, QUEUE
+from stream.core.counts import Counts
+from stream.core.keys import BUSINESS_KEY, AggKey
+from stream.core.live import live_state
+from stream.core.outputs import operator_records, queue_record, scorecard_record
+from stream.core.periods import ROLLING, period_keys
+from stream.core.scoring import Fund, Strategy
+from stream.publish.change_filter import ChangeFilter
+from stream.publish.key_index import KeyIndex
+from stream.publish.reader import AggReader
+from stream.publish.score_cache import ScoreCache
+from stream.sinks.base import Batch, Record
+
+
+@dataclass(frozen=True, slots=True)
+class BuildScope:
+    """What one batch covers: the keys to publish and how.
+
+    `full`: a resync, every record, the change filter neither consulted nor updated. `everything`:
+    every record whose content changed (all of them after the filter was cleared). `live_all`: every
+    live queue (the watermark moved), else only those with a changed live key.
+    """
+
+    dirty: frozenset[str]
+    now_ms: int
+    watermark: int
+    full: bool = False
+    everything: bool = False
+    live_all: bool = False
+
+
+@dataclass(slots=True)
+class _Targets:
+    """The dirty keys sorted by the records they feed."""
+
+    op_periods: set[str] = field(default_factory=set)
+    card_periods: set[str] = field(default_factory=set)
+    queue_keys: list[str] = field(default_factory=list)
+
+
+class BatchBuilder:
+    """Builds batches from the reader, with the key index, the score cache and the change filter."""
+
+    def __init__(
+        self,
+        reader: AggReader,
+        cfg: KpiConfig,
+        index: KeyIndex,
+        scores: ScoreCache,
+        changes: ChangeFilter,
+        strategy_for: Callable[[str], Strategy],
+        fund_for: Callable[[str], Fund | None],
+    ) -> None:
+        self.reader = reader
+        self.cfg = cfg
+        self.index = index
+        self.scores = scores
+        self.changes = changes
+        self.strategy_for = strategy_for
+        self.fund_for = fund_for  # the fund of a period (months only; StrategyBook.fund_for)
+
+    def build(self, scope: BuildScope) -> Batch:
+        wm = scope.watermark
+        day, month = period_keys(wm, self.cfg.tz) if wm > 0 else ("", "")
+        complete = scope.full or (scope.everything and not len(self.changes))
+        batch = Batch(full=scope.full, complete=complete, current_day=day, current_month=month)
+        targets = self._targets(scope.dirty, wm)
+        self._operators(batch, scope, targets.op_periods, {day, month, ROLLING})
+        self._queues(batch, scope, targets.queue_keys)
+        self._live(batch, scope)
+        self._scorecards(batch, scope, targets.card_periods)
+        return batch
+
+    def _targets(self, dirty: Iterable[str], wm: int) -> _Targets:
+        out = _Targets()
+        for key in dirty:
+            if key == BUSINESS_KEY:
+                biz_periods = self.reader.business().period_keys(self.cfg.tz)
+                out.card_periods |= self.index.retained_periods(wm, self.cfg) | biz_periods
+                continue
+            scope, _, pk = AggKey.decode(key)
+            if scope == OP:
+                out.op_periods.add(pk)
+            elif scope in (QUEUE, CENTER):
+                out.queue_keys.append(key)
+                if scope == CENTER and pk != ROLLING:
+                    out.card_periods.add(pk)
+        return out
+
+    def _operators(self, batch: Batch, scope: BuildScope, op_periods: set[str], live: set[str]) -> None:
+        self.scores.keep_only(live)
+        t = scope.now_ms / 1000
+        for pk in sorted(op_periods):
+            counts: dict[str, Counts] = {}
+            for op in self.index.operators(pk):
+                st = self.reader.read(f"{OP}|{op}|{pk}")
+                if st is None:
+                    self.index.forget(f"{OP}|{op}|{pk}")
+                else:
+                    counts[op] = st.counts
+            cache = self.scores.cache_for(pk, live)
+            everyone = self.scores.everyone(
+                pk, len(counts), t, cached=cache is not None, forced=scope.full or scope.everything
+            )
+            if everyone and not scope.full:
+                self.scores.published_shares(pk, t)
+            recs = operator_records(
+                pk,
+                counts,
+                self.strategy_for,
+                scope.now_ms,
+                self.cfg.tz,
+                self.fund_for(pk),
+                cache,
+                changed_only=not everyone,
+            )
+            for op, rec in recs.items():
+                self._emit(batch.operators, f"op|{op}|{pk}", rec, scope.full)
+
+    def _queues(self, batch: Batch, scope: BuildScope, queue_keys: list[str]) -> None:
+        for key in sorted(queue_keys):
+            st = self.reader.read(key)
+            if st is None:
+                continue
+            kind, sid, pk = AggKey.decode(key)
+            rec = queue_record(pk, None if kind == CENTER else sid, st.counts, scope.now_ms)
+            self._emit(batch.queues, key, rec, scope.full)
+
+    def _live(self, batch: Batch, scope: BuildScope) -> None:
+        live_queues = {AggKey.decode(k)[1] for k in self.index.now}
+        if not scope.live_all:
+            live_queues &= {AggKey.decode(k)[1] for k in scope.dirty if k.endswith(f"|{NOW}")}
+        if not live_queues:
+            return
+        now_states = {k: st for k in self.index.now if (st := self.reader.read(k)) is not None}
+        rows = live_state(now_states, scope.watermark, self.cfg)
+        for queue in sorted(live_queues & rows.keys()):
+            rec: Record = {"queue": queue, **rows[queue], "updated_at": format_ts(scope.now_ms)}
+            self._emit(batch.live, f"live|{queue}", rec, scope.full)
+
+    def _scorecards(self, batch: Batch, scope: BuildScope, card_periods: set[str]) -> None:
+        if not card_periods:
+            return
+        biz = self.reader.business()
+        for pk in sorted(card_periods):
+            st = self.reader.read(f"{CENTER}||{pk}")
+            rec = scorecard_record(pk, st.counts if st else {}, biz, self.cfg, scope.now_ms)
+            self._emit(batch.scorecards, f"scorecard|{pk}", rec, scope.full)
+
+    def _emit(self, out: list[Record], key: str, rec: Record, full: bool) -> None:
+        # A resync writes everything and leaves the change filter of the normal batches as it is.
+        if full or self.changes.changed(key, rec):
+            out.append(rec)

@@ -1,0 +1,119 @@
+"""The publisher's parts one by one: key index, change filter, score cache, batch builder."""
+
+from __future__ import annotations
+
+from stream.core.aggregate import AggregateStore, AggState
+from stream.core.config import KpiConfig
+from stream.core.entity import Delta
+from stream.publish import (
+    BUSINESS_KEY,
+    BatchBuilder,
+    BuildScope,
+    ChangeFilter,
+    KeyIndex,
+    MappingReader,
+    ScoreCache,
+)
+from stream.publish import score_cache as score_cache_module
+from stream.strategies import StrategyBook
+
+T0 = 1_768_467_600_000  # 2026-01-15T09:00:00Z
+ANSWER = {"presented": 1, "answered": 1, "sl_answered": 1}
+
+
+def test_key_index_sorts_keys_by_what_batches_need() -> None:
+    idx = KeyIndex()
+    for k in ["op|b|day:2026-01-15", "op|a|day:2026-01-15", "op|a|rolling", "live|q|now", BUSINESS_KEY]:
+        idx.add(k)
+    assert idx.operators("day:2026-01-15") == ["a", "b"]
+    assert idx.rolling == {"op|a|rolling"} and idx.now == {"live|q|now"}
+    assert idx.periods == {"day:2026-01-15"} and BUSINESS_KEY not in idx.known
+    idx.forget("op|b|day:2026-01-15")
+    assert idx.operators("day:2026-01-15") == ["a"]
+    new = idx.rebuild(["op|a|rolling", "queue|s|month:2026-01"])
+    assert new == {"queue|s|month:2026-01"}
+    assert idx.known == {"op|a|rolling", "queue|s|month:2026-01"} and idx.periods == {"month:2026-01"}
+    cfg = KpiConfig()
+    assert idx.retained_periods(T0, cfg) == {"month:2026-01"}
+    assert idx.retained_periods(T0 + 400 * 86_400_000, cfg) == set()  # the month left retention
+    idx.clear()
+    assert not idx.known and not idx.periods
+
+
+def test_change_filter_ignores_the_time_stamp() -> None:
+    f = ChangeFilter()
+    assert f.changed("k", {"a": 1, "updated_at": "t1"})
+    assert not f.changed("k", {"a": 1, "updated_at": "t2"})
+    assert f.changed("k", {"a": 2, "updated_at": "t2"})
+    assert f.changed("other", {"a": 2}) and len(f) == 2
+    f.clear()
+    assert len(f) == 0 and f.changed("k", {"a": 2, "updated_at": "t3"})
+
+
+def test_score_cache_keeps_live_periods_and_spaces_share_only_updates() -> None:
+    c = ScoreCache(share_interval_s=10.0)
+    live = {"day:2026-01-15", "month:2026-01", "rolling"}
+    assert c.cache_for("day:2026-01-14", live) is None  # an old period: scored afresh
+    assert c.cache_for("day:2026-01-15", live) == {}
+    many = score_cache_module.SHARES_EVERY_FLUSH_UP_TO + 1
+    assert c.everyone("day:2026-01-15", many, 100.0, cached=True, forced=False)  # never published
+    c.published_shares("day:2026-01-15", 100.0)
+    assert not c.everyone("day:2026-01-15", many, 105.0, cached=True, forced=False)
+    assert c.everyone("day:2026-01-15", many, 110.0, cached=True, forced=False)
+    assert c.everyone("day:2026-01-15", many, 105.0, cached=True, forced=True)
+    assert c.everyone("day:2026-01-15", 3, 105.0, cached=True, forced=False)  # few operators: always
+    c.keep_only({"rolling"})
+    assert not c.caches and not c.shares_at
+
+
+class _World:
+    def __init__(self) -> None:
+        self.cfg = KpiConfig()
+        self.aggs: dict[str, AggState] = {}
+        self.store = AggregateStore(self.aggs, self.cfg, rolling=True)
+        self.index = KeyIndex()
+        self.changes = ChangeFilter()
+        book = StrategyBook()
+        reader = MappingReader(self.aggs, self.cfg, lambda: self.store.watermark)
+        self.builder = BatchBuilder(
+            reader,
+            self.cfg,
+            self.index,
+            ScoreCache(10.0),
+            self.changes,
+            lambda op: book.for_operator(op, book.default),
+            None,
+        )
+
+    def add(self, scope: str, sid: str, ts: int, counts: dict[str, int]) -> set[str]:
+        self.store.observe(ts)
+        keys = set(self.store.apply(Delta(scope, sid, ts, counts, "t:0", ts, 0)))
+        for k in keys:
+            self.index.add(k)
+        return keys
+
+
+def test_batch_builder_full_leaves_the_change_filter_alone_and_everything_is_complete() -> None:
+    w = _World()
+    keys = w.add("op", "a", T0, ANSWER) | w.add("queue", "s", T0, {"offered": 1, "answered": 1})
+    scope = BuildScope(
+        frozenset(keys | {BUSINESS_KEY}), T0, w.store.watermark, everything=True, live_all=True
+    )
+    first = w.builder.build(scope)
+    assert first.complete and not first.full
+    assert len(first.operators) == 3 and len(first.queues) == 3 and first.scorecards
+    assert not len(w.builder.build(scope))  # nothing changed since: the filter drops it all
+    assert not w.builder.build(scope).complete  # the filter is not empty: not known complete
+    full = w.builder.build(BuildScope(frozenset(keys), T0, w.store.watermark, full=True, live_all=True))
+    assert full.full and full.complete and len(full.operators) == 3
+    assert len(w.changes) == len(first)  # a resync neither reads nor writes the filter
+
+
+def test_batch_builder_drops_operators_whose_aggregate_is_gone() -> None:
+    w = _World()
+    keys = w.add("op", "a", T0, ANSWER) | w.add("op", "b", T0, ANSWER)
+    for k in [k for k in w.aggs if k.startswith("op|b|")]:
+        del w.aggs[k]
+    batch = w.builder.build(BuildScope(frozenset(keys), T0, w.store.watermark))
+    assert {r["operator_id"] for r in batch.operators} == {"a"}
+    assert w.index.operators("day:2026-01-15") == ["a"]
