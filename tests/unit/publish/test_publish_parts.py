@@ -82,7 +82,7 @@ class _World:
             ScoreCache(10.0),
             self.changes,
             lambda op: book.for_operator(op, book.default),
-            None,
+            lambda pk: None,
         )
 
     def add(self, scope: str, sid: str, ts: int, counts: dict[str, int]) -> set[str]:
