@@ -31,8 +31,8 @@ from stream.core.counts import QUEUE_COUNT_FIELDS
 from stream.core.keys import CENTER_ID
 from stream.core.kpis import OPERATOR_KPIS, QUEUE_KPIS
 from stream.core.live import LIVE_FIELDS
-from stream.core.outputs import iso_ms
 from stream.core.periods import ROLLING
+from stream.core.timefmt import format_ts
 from stream.sinks.redis_keys import (
     ACTIVE_ALERTS,
     UPDATES_CHANNEL,
@@ -350,7 +350,7 @@ class WallboardReader:
                 "email_threshold_s": self.cfg.email_threshold_ms / 1000,
                 "alert_min_offered": self.cfg.alert_min_offered,
             },
-            "generated_at": iso_ms(int(time.time() * 1000)),
+            "generated_at": format_ts(int(time.time() * 1000)),
         }
 
     def _queue_row(self, queue: str | None) -> Record:
@@ -483,7 +483,7 @@ class EventStream:
                                 await send(b": keep-alive\n\n")
                 except RedisError as exc:
                     if stale_since is None:
-                        stale_since = iso_ms(int(time.time() * 1000))
+                        stale_since = format_ts(int(time.time() * 1000))
                         log.warning("wallboard events: Redis unavailable: %s", mask_secrets(str(exc)))
                     stale = {"since": stale_since, "error": "redis_unavailable"}
                     await send(sse_event(json.dumps(stale), "stale"))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import decimal
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Final
 
 from schemas.describe import show
+from stream.core.timefmt import format_ts as format_ts  # the one formatter lives in the core
 from stream.errors import InvalidEvent
 
 __all__ = [
@@ -172,12 +173,3 @@ def parse_ts(value: object) -> int:
             raise _bad_ts(f"{f} is not a finite number of seconds")
         return _parse_ts_decimal(Decimal(repr(f)))
     raise _bad_ts(f"ts must be an RFC 3339 string or a number of seconds since the epoch, got {show(value)}")
-
-
-def format_ts(ms: int) -> str:
-    """RFC 3339 in UTC with milliseconds and `Z`: 1768467600250 -> '2026-01-15T09:00:00.250Z'."""
-    dt = _EPOCH + timedelta(milliseconds=ms)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-        f".{dt.microsecond // 1000:03d}Z"
-    )

@@ -8,7 +8,6 @@ the time of the update is passed in (`now_ms`), never read here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -20,17 +19,12 @@ from stream.core.kpis import OPERATOR_KPIS, floats, operator_kpis, queue_kpis
 from stream.core.periods import ROLLING, period_kind, period_start_iso
 from stream.core.scorecard import BusinessState, scorecard
 from stream.core.scoring import Fund, Strategy, amount_text, f_score, fund_shares, payroll_amounts
+from stream.core.timefmt import format_ts
 
 Record = dict[str, Any]
 StrategyOf = Callable[[str], Strategy]
 
 OPERATOR_SCORE_KPIS: tuple[str, ...] = OPERATOR_KPIS
-
-
-def iso_ms(ms: int) -> str:
-    """RFC 3339 in UTC with milliseconds: the `updated_at` of every record."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def _period_fields(period_key: str, tz: str) -> tuple[str, str | None]:
@@ -100,7 +94,7 @@ def operator_records(
     shares = fund_shares(scores)
     amounts = {} if fund is None else payroll_amounts(scores, fund.amount, fund.minor_digits)
     kind, start = _period_fields(period_key, tz)
-    updated = iso_ms(now_ms)
+    updated = format_ts(now_ms)
     out: dict[str, Record] = {}
     for op in sorted(wanted):
         sc = scored.get(op)
@@ -144,7 +138,7 @@ def queue_record(period_key: str, queue: str | None, counts: Counts, now_ms: int
         "period_key": period_key,
         "kpis": k,
         "counts": full(counts, QUEUE_COUNT_FIELDS),
-        "updated_at": iso_ms(now_ms),
+        "updated_at": format_ts(now_ms),
     }
 
 
@@ -157,7 +151,7 @@ def scorecard_record(
         "period_key": period_key,
         "period_start": period_start_iso(period_key, cfg.tz),
         **scorecard(period_key, center, business, cfg),
-        "updated_at": iso_ms(now_ms),
+        "updated_at": format_ts(now_ms),
     }
 
 

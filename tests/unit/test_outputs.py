@@ -17,7 +17,6 @@ from stream.core.config import KpiConfig
 from stream.core.engine import Engine
 from stream.core.outputs import (
     decimal_string,
-    iso_ms,
     operator_hash,
     operator_records,
     queue_hash,
@@ -26,6 +25,7 @@ from stream.core.outputs import (
     scorecard_record,
 )
 from stream.core.scoring import DEFAULT, Fund, Strategy
+from stream.core.timefmt import format_ts
 from stream.simulator import SimConfig, generate
 from stream.strategies import parse_book
 
@@ -147,7 +147,7 @@ def test_hashes_hold_decimal_strings() -> None:
     assert h["sl"] == "0.0" and h["fac"] == "" and h["presented"] == "3" and h["fund_share"] == ""
     assert h["f"] == decimal_string(rec["f"]) and h["strategy"] == "strategy-1"
     qh = queue_hash(queue_record("rolling", "sales", {"offered": 4, "answered": 3}, NOW))
-    assert qh["answer_rate"] == "0.75" and qh["offered"] == "4" and qh["updated_at"] == iso_ms(NOW)
+    assert qh["answer_rate"] == "0.75" and qh["offered"] == "4" and qh["updated_at"] == format_ts(NOW)
     from stream.core.scorecard import BusinessState
 
     ch = scorecard_hash(scorecard_record("day:2026-01-15", {}, BusinessState(), KpiConfig(), NOW))
