@@ -114,7 +114,7 @@ def test_every_worker_keeps_only_the_partitions_it_owns(engine: Engine) -> None:
 
 
 def test_a_key_goes_to_the_partition_its_deltas_are_sent_to() -> None:
-    """Stage 2 writes a key in the partition of its `kpi.deltas` route: the producer's murmur2 of the route."""
+    """Stage 2 writes a key in the partition of its `kpi.deltas` route: the producer's murmur2 of it."""
     partition_of = PartitionOf(PARTITIONS)
     for key, route in [
         ("op|o7|day:2026-01-15", "op@day:2026-01-15"),
