@@ -336,13 +336,15 @@ class ClusterView:
         return str(self.pipeline.agg_table.changelog_topic.get_topic_name())
 
     def check_settled(self) -> None:
-        """Raise ClusterUnavailable while partitions move or tables recover: the state is not whole then."""
+        """Raise ClusterUnavailable while partitions move or tables recover: the state is not whole then.
+
+        A worker that owns no partition (more workers than partitions) still answers: its view is
+        empty and its peers' cover every partition (merge_views checks that).
+        """
         app = self.app
         recovery: Any = getattr(app.tables, "recovery", None)
         if app.rebalancing or (recovery is not None and not recovery.completed.is_set()):
             raise ClusterUnavailable("rebalancing", "partitions are being assigned or recovered", self.url)
-        if not app.consumer.assignment():
-            raise ClusterUnavailable("rebalancing", "no partitions assigned yet", self.url)
 
     def local(self) -> LocalView:
         """This worker's view (served at LOCAL_PATH)."""
