@@ -202,10 +202,20 @@ def _schemas() -> dict[str, Any]:
                 "watermark": {"type": "integer", "description": "Newest event time seen (ms)."},
                 "periods": {"type": "object", "description": "As `kpistream report --format json`."},
             },
-            "This worker's own tables, not Redis.",
+            "The workers' own tables, not Redis.",
             closed=False,
         ),
         "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}}),
+        "ClusterError": {
+            "type": "object",
+            "required": ["error", "detail"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {"enum": ["rebalancing", "peer_unavailable"]},
+                "detail": {"type": "string"},
+                "peer": {"type": "string", "description": "The canonical URL of the worker concerned."},
+            },
+        },
     }
 
 
@@ -261,9 +271,16 @@ def _document() -> dict[str, Any]:
         ),
         "/api/v1/periods": _get(
             "getPeriods",
-            "This worker's aggregates",
-            "The JSON of `kpistream report` (plus `rolling`) from this worker's tables.",
-            _json(_ref("PeriodsResponse"), "Every period this worker holds."),
+            "The cluster's aggregates",
+            "The JSON of `kpistream report` (plus `rolling`) over every worker's tables: this worker's "
+            "partitions and its peers' (agents/cluster_view.py).",
+            _json(_ref("PeriodsResponse"), "Every period the cluster holds."),
+            errors={
+                "503": _json(
+                    _ref("ClusterError"),
+                    "A rebalance, or a peer that did not answer (named): never a partial result.",
+                )
+            },
         ),
         "/api/v1/events": _get(
             "getEvents",

@@ -8,9 +8,9 @@ from faust import web
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
-from stream.core.engine import group_by_period, period_report
 from stream.strategies import StrategyBook
 
 
@@ -42,25 +42,28 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
             body = generate_latest(pipeline.metrics.registry)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    cluster = ClusterView(
+        pipeline,
+        strategy=lambda: book.get(book.default),
+        fund_of=lambda pk: book.fund_for(pk, pipeline.settings.fund_amount or None),
+    )
+
     @app.page("/api/v1/periods")
     async def periods(self: web.View, request: web.Request) -> web.Response:
-        """This worker's period aggregates in the JSON of `kpistream report` (plus `rolling`)."""
-        strategy = book.get(book.default)
-        data = group_by_period(pipeline.local_aggregates())
-        biz = pipeline.business()
-        for pk in biz.period_keys(pipeline.cfg.tz):
-            data.setdefault(pk, type(next(iter(data.values())))() if data else _empty())
-        body: dict[str, Any] = {
-            "strategy": {"name": strategy.name, "weights": strategy.weights_json()},
-            "watermark": pipeline.store.watermark,
-            "periods": {pk: period_report(pk, data[pk], strategy, pipeline.cfg, biz) for pk in sorted(data)},
-        }
+        """The whole cluster's periods as `kpistream report` gives them, plus `rolling` (cluster_view.py)."""
+        try:
+            body = await cluster.periods()
+        except ClusterUnavailable as exc:
+            return self.json(exc.to_json(), status=503)
         return self.json(body)
 
+    @app.page(LOCAL_PATH)
+    async def local_aggregates(self: web.View, request: web.Request) -> web.Response:
+        """Internal: this worker's own partitions, for its peers' /api/v1/periods."""
+        try:
+            view = cluster.local()
+        except ClusterUnavailable as exc:
+            return self.json(exc.to_json(), status=503)
+        return self.bytes(view.to_bytes(), content_type="application/json")
+
     install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
-
-
-def _empty() -> Any:
-    from stream.core.engine import PeriodData
-
-    return PeriodData()
