@@ -16,7 +16,7 @@ from stream.sinks.redis_keys import is_period_key
 SEPARATOR = "|"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class ScoreKey:
     """One record's key on a score topic: the operator or queue (`_center` for the centre) and period."""
 
