@@ -18,6 +18,7 @@ from stream.config import load_settings
 from stream.core.engine import Engine
 from stream.core.events import Event
 from stream.core.keys import CENTER_ID
+from stream.core.kpis import QUEUE_KPIS
 from stream.core.periods import period_kind
 from stream.core.scoring import Fund
 from stream.errors import ConfigError, InvalidEvent, KpiStreamError
@@ -190,21 +191,9 @@ def rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
         }
 
 
-COLUMNS = (
-    "period",
-    "scope",
-    "id",
-    "sl",
-    "lcr",
-    "car",
-    "answer_rate",
-    "fcr",
-    "fac",
-    "rt",
-    "f",
-    "fund_share",
-    "bonus",
-)
+# The table's columns: where, then the queue KPIs as the contract names them (without the SL
+# variants), then the operator's score, share and amount.
+COLUMNS = ("period", "scope", "id", *QUEUE_KPIS[: QUEUE_KPIS.index("rt") + 1], "f", "fund_share", "bonus")
 
 
 def render(report: dict[str, Any], fmt: str) -> str:

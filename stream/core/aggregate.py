@@ -148,24 +148,10 @@ class AggregateStore:
             return self.watermark - self.cfg.retention_days * DAY_MS
         return None
 
-    def _apply_now(self, delta: Delta) -> list[str]:
-        key = agg_key(delta.scope, delta.scope_id, NOW)
-        st = self.table.get(key)
-        if st is None:
-            st = AggState.rolling()
-        if st.seen(delta.source, delta.offset, delta.index):
-            return []
-        st.add_timed(delta.ts, delta.counts)
-        horizon = self.now_horizon(delta.scope)
-        if horizon is not None:
-            st.trim(horizon)
-        self.table[key] = st
-        return [key]
-
     def apply(self, delta: Delta) -> list[str]:
         """Apply one delta to each of its periods; return the keys whose counts changed."""
         if delta.scope in NOW_SCOPES:
-            return self._apply_now(delta)
+            return self._apply_timed(delta, NOW, self.now_horizon(delta.scope))
         changed: list[str] = []
         for pk in period_keys(delta.ts, self.cfg.tz):
             changed.extend(self._apply_fixed(delta, pk))
@@ -194,20 +180,23 @@ class AggregateStore:
         return [key]
 
     def _apply_rolling(self, delta: Delta) -> list[str]:
-        key = agg_key(delta.scope, delta.scope_id, ROLLING)
+        return self._apply_timed(delta, ROLLING, self.watermark - self.cfg.rolling_ms)
+
+    def _apply_timed(self, delta: Delta, period: str, horizon: int | None) -> list[str]:
+        """A delta into a timed aggregate (rolling hour, live state): entries at or before `horizon` go."""
+        key = agg_key(delta.scope, delta.scope_id, period)
         st = self.table.get(key)
         if st is None:
             st = AggState.rolling()
         if st.seen(delta.source, delta.offset, delta.index):
             return []
-        changed: list[str] = []
-        horizon = self.watermark - self.cfg.rolling_ms
-        if delta.ts > horizon:
+        inside = horizon is None or delta.ts > horizon
+        if inside:
             st.add_timed(delta.ts, delta.counts)
-            st.trim(horizon)
-            changed.append(key)
-        self.table[key] = st
-        return changed
+            if horizon is not None:
+                st.trim(horizon)
+        self.table[key] = st  # also when outside: the high-water mark moved
+        return [key] if inside else []
 
     def slid(self, key: str, st: AggState) -> AggState:
         """A copy of a rolling or live aggregate as of the current watermark (the table is untouched)."""
