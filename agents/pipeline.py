@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
+from agents import faust_compat
 from agents.batching import WriteBack, run_bulk
 from agents.codecs import AGG, ALERT, BUSINESS, ENTITY, TEXT, register_codecs
 from agents.transport import FastTransport
@@ -109,13 +110,13 @@ class Pipeline:
         self.app.agent(self.deltas_topic, name="kpistream.aggregate")(self._aggregate)
 
     def _table(self, name: str, value_codec: str, help_text: str) -> Any:
-        table: Any = self.app.Table(name, partitions=self.settings.partitions, help=help_text)
-        # Faust derives serializers from model types; ours are codecs, set before first use.
+        p = self.settings.partitions
+        # Faust derives serializers from model types; ours are codecs: the changelog topic (which
+        # recovery reads through) is built with them, and the table writes with them.
+        topic = faust_compat.changelog_topic(self.app, name, p, TEXT, value_codec)
+        table: Any = self.app.Table(name, partitions=p, help=help_text, changelog_topic=topic)
         table.key_serializer = TEXT
         table.value_serializer = value_codec
-        # The changelog topic was built at registration with JSON serializers; recovery reads through
-        # it, so build it again with ours (same name) before the app starts.
-        table.changelog_topic = table._new_changelog_topic()
         return table
 
     # ---------------------------------------------------------------- stage 1
@@ -165,7 +166,7 @@ class Pipeline:
                 continue
             store = stores.get(msg.partition)
             if store is None:
-                caches[msg.partition] = WriteBack(table)
+                caches[msg.partition] = WriteBack(table, msg.partition)
                 store = stores[msg.partition] = EntityStore(caches[msg.partition], kind, self.cfg)
             last_event[msg.partition] = ev
             key = state_key(event)
@@ -178,7 +179,7 @@ class Pipeline:
         for partition, cache in caches.items():
             assert kind is not None
             await self._sweep_entities(kind, partition, cache, last_event[partition])
-            stream._set_current_event(last_event[partition])  # changelog records go to this partition
+            faust_compat.set_current_event(stream, last_event[partition])  # changelog records go to this partition
             cache.flush()
         for agg_key, by_source in items.items():
             value = {"wm": self.watermark, "i": by_source}
@@ -255,10 +256,10 @@ class Pipeline:
         for partition, evs in by_partition.items():
             # Faust's RocksDB store reads and writes the bucket of the current event's partition:
             # one of this partition's events is current for its reads and for the flush below.
-            stream._set_current_event(evs[-1])
-            aggs: WriteBack[AggState] = WriteBack(self.agg_table)
-            biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table)
-            alerts: WriteBack[AlertState] = WriteBack(self.alert_table)
+            faust_compat.set_current_event(stream, evs[-1])
+            aggs: WriteBack[AggState] = WriteBack(self.agg_table, partition)
+            biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table, partition)
+            alerts: WriteBack[AlertState] = WriteBack(self.alert_table, partition)
             self.store.table = aggs
             try:
                 part_changed: list[str] = []

@@ -66,7 +66,10 @@ def build_worker_app(settings: Settings) -> Any:
 def run(args: argparse.Namespace) -> int:
     import faust
 
+    from agents.faust_compat import check_faust_version
+
     try:
+        check_faust_version()  # before anything else: our use of Faust's internals is version-bound
         settings = settings_from_args(args)
         log.info("starting worker with %s", settings.redacted())
         create_all_topics(settings)

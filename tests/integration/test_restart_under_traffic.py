@@ -1,0 +1,97 @@
+"""Restart under traffic: SIGKILL the worker at random points while events keep arriving.
+
+Producers never wait for a worker: after each kill a new worker is started and the events keep
+coming at once (nothing waits for /readyz). The last worker must end with the same day and
+month periods as `kpistream report` over the same input, to the last digit.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import WorkerProcess
+from tests_support import kpistream
+
+from stream.simulator import SimConfig, generate, iter_jsonl
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def spawn(env: dict[str, str], log_path: Path) -> WorkerProcess:
+    """A worker process started without waiting for it to be ready (as a supervisor restarts it)."""
+    worker = WorkerProcess(env, log_path)
+    log = log_path.open("ab")
+    worker.proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "worker"],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return worker
+
+
+def periods_of(worker: WorkerProcess) -> dict[str, Any]:
+    body = worker.get_json("/api/v1/periods")
+    return {k: v for k, v in body["periods"].items() if k != "rolling"}
+
+
+def wait_equal(worker: WorkerProcess, expected: dict[str, Any], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    got: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            got = periods_of(worker)
+        except OSError:
+            got = {}
+        if got == expected:
+            break
+        time.sleep(1.0)
+    return got
+
+
+def test_sigkill_at_random_points_while_events_keep_arriving(
+    kafka_broker: Any, worker_env: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    """Kill, restart at once, sometimes with the next worker already in the group; keep producing."""
+    seed = random.randrange(1 << 30)
+    rnd = random.Random(seed)
+    events = generate(SimConfig(seed=seed % 1000, hours=2.0, duplicate_prob=0.02))
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(iter_jsonl(events)) + "\n", encoding="utf-8")
+    env = worker_env(kafka_broker.url)
+    workers: list[WorkerProcess] = [start_worker(env)]  # the first start waits: topics exist
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "produce", "--events", str(path), "--quiet", "--rate", "300"],
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        time.sleep(rnd.uniform(4.0, 6.0))  # ~1,200-1,800 events taken
+        for n in range(4):
+            if rnd.random() < 0.5:  # the next worker joins first: a rebalance under traffic, then a kill
+                workers.append(spawn(env, tmp_path / f"restarted-{n}.log"))
+                time.sleep(rnd.uniform(1.0, 5.0))
+                workers[-2].kill()
+            else:  # a crash, restarted at once
+                workers[-1].kill()
+                workers.append(spawn(env, tmp_path / f"restarted-{n}.log"))
+            time.sleep(rnd.uniform(1.5, 6.0))
+        assert producer.wait(180) == 0
+        r = kpistream("report", "--events", str(path), env=env)
+        assert r.returncode == 0, r.stderr
+        expected = dict(json.loads(r.stdout)["periods"])
+        got = wait_equal(workers[-1], expected, timeout=120)
+        assert got == expected, f"seed {seed}:\n{workers[-1].log_tail(6000)}"
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+        for w in workers[1:]:
+            w.stop()
