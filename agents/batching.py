@@ -69,7 +69,8 @@ class WriteBack(MutableMapping[str, V], Generic[V]):
     def flush(self) -> int:
         """Write what is pending to the backing table; return how many keys were written."""
         n = len(self.pending)
-        owners = None if self.partition is None else faust_compat.key_partitions(self.backing)
+        partition = self.partition
+        owners = None if partition is None else faust_compat.key_partitions(self.backing)
         for k, v in self.pending.items():
             if v is _DELETED:
                 self.backing.pop(k, None)
@@ -77,8 +78,8 @@ class WriteBack(MutableMapping[str, V], Generic[V]):
                     owners.pop(k, None)
             else:
                 self.backing[k] = v
-                if owners is not None:
-                    owners[k] = self.partition
+                if owners is not None and partition is not None:
+                    owners[k] = partition
         self.pending.clear()
         return n
 

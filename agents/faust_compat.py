@@ -56,6 +56,10 @@ WATCHED: dict[str, str] = {
     "faust.stores.memory:Store._create_batch_iterator": (
         "b082c8bcc040382347025bd5b08d31700b2e6b1d2c0232f1de551f1b5495d1ed"
     ),
+    # `schedule_worker_shutdown` calls it (mode is Faust's service library)
+    "mode.worker:Worker._schedule_shutdown": (
+        "1a6a5dfc88c2298b7ddc84be024a4344a54eaca8ba3a2d39e0447fa5b3905aa4"
+    ),
 }
 
 
@@ -89,7 +93,7 @@ def check_faust_version(installed: str | None = None) -> str:
 
         installed = str(faust.__version__)
     v = _version_tuple(installed)
-    if not (_MIN <= v and v[: len(_BELOW)] < _BELOW):
+    if not (v >= _MIN and v[: len(_BELOW)] < _BELOW):
         raise UnsupportedFaust(installed)
     return installed
 
@@ -312,3 +316,10 @@ def forget_key_partition(table: Any, key: Any) -> None:
     if mapping is not None:
         mapping.pop(key, None)
 
+
+# ----------------------------------------------------------------------------- worker
+
+
+def schedule_worker_shutdown(worker: Any, sig: Any) -> None:
+    """Stop the worker as its own SIGTERM handler does (mode's `Worker._schedule_shutdown`)."""
+    worker._schedule_shutdown(sig)

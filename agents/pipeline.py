@@ -179,7 +179,8 @@ class Pipeline:
         for partition, cache in caches.items():
             assert kind is not None
             await self._sweep_entities(kind, partition, cache, last_event[partition])
-            faust_compat.set_current_event(stream, last_event[partition])  # changelog records go to this partition
+            # changelog records go to this partition
+            faust_compat.set_current_event(stream, last_event[partition])
             cache.flush()
         for agg_key, by_source in items.items():
             value = {"wm": self.watermark, "i": by_source}
