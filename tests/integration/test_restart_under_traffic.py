@@ -7,6 +7,7 @@ month periods as `kpistream report` over the same input, to the last digit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import WorkerProcess
+from conftest import WorkerProcess, free_port
 from tests_support import kpistream
 
 from stream.simulator import SimConfig, generate, iter_jsonl
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def spawn(env: dict[str, str], log_path: Path) -> WorkerProcess:
     """A worker process started without waiting for it to be ready (as a supervisor restarts it)."""
+    env = {**env, "KPISTREAM_WEB_PORT": str(free_port()), "KPISTREAM_DATA_DIR": str(log_path.with_suffix(""))}
     worker = WorkerProcess(env, log_path)
     log = log_path.open("ab")
     worker.proc = subprocess.Popen(
@@ -41,6 +43,44 @@ def spawn(env: dict[str, str], log_path: Path) -> WorkerProcess:
 def periods_of(worker: WorkerProcess) -> dict[str, Any]:
     body = worker.get_json("/api/v1/periods")
     return {k: v for k, v in body["periods"].items() if k != "rolling"}
+
+
+async def group_lag(env: dict[str, str]) -> dict[str, tuple[int | None, int]]:
+    """`topic[partition]` -> (committed offset of the worker group, end offset), for the input topics."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    bootstrap = env["KPISTREAM_BROKER"].split("://", 1)[1]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(env["KPISTREAM_APP_ID"])
+        tps = [tp for tp in committed if "events." in tp.topic or "kpi.deltas" in tp.topic]
+        ends = await consumer.end_offsets(tps)
+        return {
+            f"{tp.topic.rsplit('-', 1)[-1]}[{tp.partition}]": (committed[tp].offset, ends[tp]) for tp in tps
+        }
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def differences(got: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """`period scope id: got != expected` for each entity whose counts differ (a short failure story)."""
+    out = []
+    for pk, data in expected.items():
+        mine = got.get(pk, {})
+        for scope in ("operators", "queues"):
+            for key, v in data.get(scope, {}).items():
+                counts = mine.get(scope, {}).get(key, {}).get("counts") or {}
+                wrong = {k: (counts.get(k, 0), n) for k, n in v["counts"].items() if counts.get(k, 0) != n}
+                if wrong:
+                    out.append(f"{pk} {key}: (got, expected) {wrong}")
+        if mine.get("center", {}).get("counts") != data["center"]["counts"]:
+            out.append(f"{pk} center differs")
+    return out
 
 
 def wait_equal(worker: WorkerProcess, expected: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -89,7 +129,10 @@ def test_sigkill_at_random_points_while_events_keep_arriving(
         assert r.returncode == 0, r.stderr
         expected = dict(json.loads(r.stdout)["periods"])
         got = wait_equal(workers[-1], expected, timeout=120)
-        assert got == expected, f"seed {seed}:\n{workers[-1].log_tail(6000)}"
+        if got != expected:
+            lag = asyncio.run(group_lag(env))
+            story = "\n".join(differences(got, expected)[:20])
+            raise AssertionError(f"seed {seed}: committed/end offsets {lag}\n{story}")
     finally:
         if producer.poll() is None:
             producer.kill()
