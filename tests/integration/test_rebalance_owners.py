@@ -3,6 +3,7 @@
 Faust's memory store forgets a revoked partition's keys only if it knows their partition; the
 keys a worker wrote itself are recorded by `WriteBack` (agents/batching.py). Without that, the
 first worker kept every operator (and its publisher republished them over the new owner's).
+Faust's RocksDB store closes a revoked partition's database and iterates assigned ones only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+from conftest import free_port
 from tests_support import kpistream
 
 from stream.simulator import SimConfig, generate, iter_jsonl
@@ -28,12 +31,13 @@ def operators(worker: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_revoked_partitions_keys_leave_the_first_workers_table(
-    kafka_broker: Any, worker_env: Any, start_worker: Any, tmp_path: Path
+    kafka_broker: Any, worker_env: Any, start_worker: Any, tmp_path: Path, store: str
 ) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(iter_jsonl(generate(SimConfig(seed=5, hours=1.0)))) + "\n")
-    env = worker_env(kafka_broker.url)
+    env = {**worker_env(kafka_broker.url), "KPISTREAM_STORE": store}
     first = start_worker(env)
     assert kpistream("produce", "--events", str(path), "--quiet", env=env).returncode == 0
     r = kpistream("report", "--events", str(path), env=env)
@@ -48,7 +52,9 @@ def test_a_revoked_partitions_keys_leave_the_first_workers_table(
         time.sleep(1.0)
     assert operators(first) == expected
 
-    second = start_worker({**worker_env(kafka_broker.url), "KPISTREAM_DATA_DIR": str(tmp_path / "second")})
+    second = start_worker(
+        {**env, "KPISTREAM_WEB_PORT": str(free_port()), "KPISTREAM_DATA_DIR": str(tmp_path / "2")}
+    )
     deadline = time.monotonic() + 90
     a, b = operators(first), operators(second)
     while time.monotonic() < deadline:
