@@ -87,3 +87,20 @@ def test_a_table_built_with_it_uses_it() -> None:
     table = app.Table("t", partitions=2, changelog_topic=topic)
     assert table.changelog_topic is topic
     assert table.changelog_topic_name == "compat-test2-t-changelog"
+
+
+def test_the_worker_refuses_an_unsupported_faust_with_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import argparse
+
+    from stream.commands import worker
+
+    monkeypatch.setattr(faust, "__version__", "0.16.1")
+    with caplog.at_level("ERROR"):
+        assert worker.run(argparse.Namespace()) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "faust-streaming 0.16.1 is not supported: kpistream needs faust-streaming>=0.15.3,<0.16 "
+        "(agents/faust_compat.py uses its private API)"
+    ]
