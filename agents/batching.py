@@ -8,15 +8,25 @@ makes an event of that partition current before writing its keys.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
+from agents import faust_compat
+
+log = logging.getLogger(__name__)
 V = TypeVar("V")
 _DELETED: Any = object()
 
 
 class WriteBack(MutableMapping[str, V], Generic[V]):
-    """Reads through to `backing`; buffers writes and deletions until `flush`."""
+    """Reads through to `backing`; buffers writes and deletions until `flush`.
+
+    `partition` is the table partition the keys belong to. When given, `flush` records each
+    written key's partition in the table's store (and forgets deleted keys), so that the store
+    drops them when that partition is assigned to another worker (agents/faust_compat.py:
+    `record_key_partition`): a key is owned by one worker at a time.
+    """
 
     def __init__(self, backing: MutableMapping[str, V], partition: int | None = None) -> None:
         self.backing = backing
@@ -59,11 +69,17 @@ class WriteBack(MutableMapping[str, V], Generic[V]):
     def flush(self) -> int:
         """Write what is pending to the backing table; return how many keys were written."""
         n = len(self.pending)
+        partition = self.partition
+        owners = None if partition is None else faust_compat.key_partitions(self.backing)
         for k, v in self.pending.items():
             if v is _DELETED:
                 self.backing.pop(k, None)
+                if owners is not None:
+                    owners.pop(k, None)
             else:
                 self.backing[k] = v
+                if owners is not None and partition is not None:
+                    owners[k] = partition
         self.pending.clear()
         return n
 
@@ -84,8 +100,10 @@ async def run_bulk(
     `linger_s` of messages, so the per-batch work (one delta message per aggregate, one changelog
     record per key) is shared by many events instead of repeated for each. What Faust's iterator does
     per event and matters is kept: a message of an old consumer generation, or one read while
-    flow control is suspended by a rebalance, is acked without being processed (Faust skips it
-    the same way; it is read again from the committed offset); every message is tracked as
+    flow control is suspended by a rebalance, is skipped without being processed and is *not*
+    acked (Faust's iterator acks it: an ack lets the next commit pass a message nobody
+    processed, and it is not read again); the rebalance seeks back to the committed offset, so
+    it is read again there. Every message is tracked as
     unacked until its batch was handled, so a rebalance waits for it (`stream_wait_empty`) and
     its offset is committed only after it was processed. Errors the conductor queued for the
     channel are raised here, as the iterator would, and the end of the channel's iteration (the
@@ -96,9 +114,8 @@ async def run_bulk(
     """
     app = stream.app
     await stream.maybe_start()
-    stream._finalized = True
+    errors = faust_compat.take_channel(stream)
     queue = stream.channel.queue
-    errors = queue._errors
     get_nowait = queue.get_nowait
     flow_control = app.flow_control
     consumer = app.consumer
@@ -117,25 +134,28 @@ async def run_bulk(
         while len(taken) < max_size and not queue.empty():
             taken.append(get_nowait())
         batch: list[Any] = []
-        skipped: list[Any] = []
         active = flow_control.is_active()
         generation = app.consumer_generation_id
         for ev in taken:
             message = ev.message
             if not active or message.generation_id != generation:
-                skipped.append(ev)
-                continue
+                continue  # not acked: read again from the committed offset after the rebalance
             if message.topic in acking_topics and not message.tracked:
                 message.tracked = True
                 unacked.add(message)
             batch.append(ev)
-        for ev in skipped:
-            ev.ack()
+        if len(batch) < len(taken):
+            log.info(
+                "skipped %d messages taken during a rebalance (generation %s, flow %s)",
+                len(taken) - len(batch),
+                generation,
+                "on" if active else "off",
+            )
         if batch:
             try:
                 await handler(batch)
             finally:
-                stream._set_current_event(None)
+                faust_compat.set_current_event(stream, None)
             for ev in batch:
                 ev.ack()
         yield None

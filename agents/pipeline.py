@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
+from agents import faust_compat
 from agents.batching import WriteBack, run_bulk
 from agents.codecs import AGG, ALERT, BUSINESS, BYTES, ENTITY, TEXT, register_codecs
 from agents.transport import FastTransport
@@ -53,11 +54,6 @@ Clock = Callable[[], float]
 
 def _now_ms(clock: Clock) -> int:
     return int(clock() * 1000)
-
-
-def set_current_event(stream: Any, event: EventT[bytes] | None) -> None:
-    """Make `event` the stream's current event: Faust writes table changelog records to its partition."""
-    stream._set_current_event(event)
 
 
 class Pipeline:
@@ -125,13 +121,13 @@ class Pipeline:
         self.app.agent(self.deltas_topic, name="kpistream.aggregate")(self._aggregate)
 
     def _table(self, name: str, value_codec: str, help_text: str) -> Any:
-        table: Any = self.app.Table(name, partitions=self.settings.partitions, help=help_text)
-        # Faust derives serializers from model types; ours are codecs, set before first use.
+        p = self.settings.partitions
+        # Faust derives serializers from model types; ours are codecs: the changelog topic (which
+        # recovery reads through) is built with them, and the table writes with them.
+        topic = faust_compat.changelog_topic(self.app, name, p, TEXT, value_codec)
+        table: Any = self.app.Table(name, partitions=p, help=help_text, changelog_topic=topic)
         table.key_serializer = TEXT
         table.value_serializer = value_codec
-        # The changelog topic was built at registration with JSON serializers; recovery reads through
-        # it, so build it again with ours (same name) before the app starts.
-        table.changelog_topic = table._new_changelog_topic()
         return table
 
     @property
@@ -207,7 +203,9 @@ class Pipeline:
         self.metrics.messages_total.labels(f"ingest.{stream_name}").inc(len(events))
         for partition, cache in caches.items():
             assert kind is not None
-            set_current_event(stream, last_event[partition])  # changelog records go to this partition
+            faust_compat.set_current_event(
+                stream, last_event[partition]
+            )  # changelog records go to this partition
             await self._sweep_entities(kind, partition, cache, last_event[partition])
             cache.flush()
         wm, newest = event_time.value, event_time.newest
@@ -310,7 +308,7 @@ class Pipeline:
         for partition, evs in by_partition.items():
             # Faust's RocksDB store reads and writes the bucket of the current event's partition:
             # one of this partition's events is current for its reads and for the flush below.
-            set_current_event(stream, evs[-1])
+            faust_compat.set_current_event(stream, evs[-1])
             aggs: WriteBack[AggState] = WriteBack(self.agg_table, partition)
             biz_cache: WriteBack[BusinessState] = WriteBack(self.business_table, partition)
             alerts: WriteBack[AlertState] = WriteBack(self.alert_table, partition)

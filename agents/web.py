@@ -9,6 +9,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
+from agents.health import Health
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
 from stream.strategies import StrategyBook
@@ -22,13 +23,18 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
         """Liveness: the process answers."""
         return self.json({"status": "ok"})
 
+    health = Health(pipeline.settings)
+
+    async def kpistream_health() -> None:
+        await health.run()
+
+    app.task(kpistream_health)
+
     @app.page("/readyz")
     async def readyz(self: web.View, request: web.Request) -> web.Response:
-        """Readiness: partitions assigned and table recovery finished."""
-        recovery: Any = getattr(app.tables, "recovery", None)
-        recovered = recovery is None or recovery.completed.is_set()
-        ready = bool(app.consumer.assignment()) and not app.rebalancing and recovered
-        return self.json({"ready": ready}, status=200 if ready else 503)
+        """Readiness, check by check: ready when every required check is ok."""
+        body = readiness(app, health)
+        return self.json(body, status=200 if body["ready"] else 503)
 
     # Faust's own sensors (messages, events, tables, commits) on our registry: one /metrics page.
     if pipeline.settings.faust_sensors:
@@ -67,3 +73,30 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
         return self.bytes(view.to_bytes(), content_type="application/json")
 
     install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
+
+
+def readiness(app: Any, health: Health) -> dict[str, Any]:
+    """The `/readyz` body: `checks` by name; `ready` when all but the optional ones are ok.
+
+    Redis is reported but not required: without it the worker keeps counting, and the
+    publisher rewrites everything once a write to Redis succeeds again.
+    """
+    recovery: Any = getattr(app.tables, "recovery", None)
+    assigned = bool(app.consumer.assignment())
+    checks: dict[str, dict[str, Any]] = {
+        "partitions": {
+            "ok": assigned and not app.rebalancing,
+            "detail": "rebalancing" if app.rebalancing else ("assigned" if assigned else "none assigned"),
+        },
+        "recovery": {"ok": recovery is None or recovery.completed.is_set()},
+        "broker": health.broker.report(),
+        "redis": {**health.redis.report(), "required": False},
+    }
+    ready = all(c["ok"] for c in checks.values() if c.get("required", True))
+    return {"ready": ready, "checks": checks}
+
+
+def _empty() -> Any:
+    from stream.core.engine import PeriodData
+
+    return PeriodData()

@@ -5,12 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
+import sys
+import threading
 from typing import Any
 
 from stream.config import Settings, load_settings
 from stream.errors import KpiStreamError
 
 log = logging.getLogger(__name__)
+
+# After SIGTERM (or SIGINT) the worker has this long to stop cleanly (commit, flush, leave the
+# group); past it, it exits at once with EXIT_STOP_TIMEOUT. A broker that is gone makes the
+# clean stop wait on network timeouts, and a supervisor must be able to count on a bound.
+STOP_LIMIT_S = 15.0
+EXIT_STOP_TIMEOUT = 3
 
 
 def add_settings_args(p: argparse.ArgumentParser) -> None:
@@ -66,7 +76,10 @@ def build_worker_app(settings: Settings) -> Any:
 def run(args: argparse.Namespace) -> int:
     import faust
 
+    from agents.faust_compat import check_faust_version
+
     try:
+        check_faust_version()  # before anything else: our use of Faust's internals is version-bound
         settings = settings_from_args(args)
         log.info("starting worker with %s", settings.redacted())
         create_all_topics(settings)
@@ -74,6 +87,52 @@ def run(args: argparse.Namespace) -> int:
     except KpiStreamError as exc:
         log.error("%s", exc)
         return 2
-    worker = faust.Worker(pipeline.app, loglevel=logging.getLogger().level or logging.INFO)
+    worker = bounded_stop_worker(faust.Worker)(
+        pipeline.app, loglevel=logging.getLogger().level or logging.INFO
+    )
     worker.execute_from_commandline()
     return 0
+
+
+class StopWatchdog:
+    """Ends the process `limit_s` after `arm()` unless it ended before (a daemon thread)."""
+
+    def __init__(self, limit_s: float, exit_code: int = EXIT_STOP_TIMEOUT) -> None:
+        self.limit_s = limit_s
+        self.exit_code = exit_code
+        self.timer: threading.Timer | None = None
+
+    def arm(self) -> None:
+        if self.timer is None:
+            self.timer = threading.Timer(self.limit_s, self.expire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def expire(self) -> None:
+        # One line on stderr, written directly: logging's locks may be held by the stuck loop.
+        sys.stderr.write(
+            f"[kpistream] worker did not stop within {self.limit_s:g} s of the stop signal: "
+            f"exiting with code {self.exit_code}\n"
+        )
+        sys.stderr.flush()
+        os._exit(self.exit_code)
+
+
+def bounded_stop_worker(base: type[Any], limit_s: float = STOP_LIMIT_S) -> type[Any]:
+    """`base` (a mode/Faust Worker) whose stop signals also arm a `StopWatchdog`."""
+    from agents.faust_compat import schedule_worker_shutdown
+
+    class BoundedStopWorker(base):  # type: ignore[misc]
+        watchdog = StopWatchdog(limit_s)
+
+        def install_signal_handlers(self) -> None:
+            super().install_signal_handlers()
+            if sys.platform != "win32":
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    self.loop.add_signal_handler(sig, self.on_stop_signal, sig)
+
+        def on_stop_signal(self, sig: signal.Signals) -> None:
+            self.watchdog.arm()
+            schedule_worker_shutdown(self, sig)
+
+    return BoundedStopWorker

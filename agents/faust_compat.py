@@ -1,0 +1,325 @@
+"""Everything kpistream does with Faust's private API, in one place, checked against one version range.
+
+Rule: no other module touches a Faust name that starts with an underscore. Each function here
+states what it relies on; `WATCHED` holds the digest of the source of every Faust function we
+copied or whose private behaviour we rely on, and tests/unit/agents/test_faust_compat.py fails
+when the installed Faust's source differs (read the new source, adapt the function here, then
+update the digest). `check_faust_version` refuses to start outside `SUPPORTED`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import inspect
+from collections import deque
+from collections.abc import Callable, MutableMapping
+from typing import Any, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
+
+from stream.errors import KpiStreamError
+
+SUPPORTED = ">=0.15.3,<0.16"
+_MIN = (0, 15, 3)
+_BELOW = (0, 16)
+
+# "module:qualname" -> sha256 of inspect.getsource, as read from faust-streaming 0.15.3.
+WATCHED: dict[str, str] = {
+    # copied by `drain_messages` (one call changed)
+    "faust.transport.consumer:Consumer._drain_messages": (
+        "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+    ),
+    # `can_deliver_inline` mirrors what these can wait on
+    "faust.transport.conductor:ConductorCompiler.build": (
+        "837cf521368c1ee4b22c235a2b137f665eca03d0e3e01b5ddedb65232ee73bf2"
+    ),
+    "faust.transport.conductor:Conductor._compile_message_handler": (
+        "9fbc0538097aa4eca6113b99df8d17605ae72a6b5030482f041a183f4cc34df1"
+    ),
+    # agents/batching.py:run_bulk does per batch what this iterator does per event
+    "faust.streams:Stream._py_aiter": "3a48ee257a65435b482d51edb74f2993a67867949b1ef89b49fea893769e0614",
+    "faust.streams:Stream._set_current_event": (
+        "b9a41294b605ac08c44529e087ad0b907a11c587b2e0fcbecf9ad667a4633e61"
+    ),
+    # `changelog_topic` builds the topic this builds, with our serializers
+    "faust.tables.base:Collection._new_changelog_topic": (
+        "77bea64b59f798094f8de7a939a2e159ae5cd55a0d1877728ef1e205fe7ef98c"
+    ),
+    # `record_key_partition` feeds the map these read and write
+    "faust.stores.memory:Store.on_recovery_completed": (
+        "a00bef343e139602606996e88809e62731a9113691ae678095266a52e0e0b013"
+    ),
+    "faust.stores.memory:Store._create_batch_iterator": (
+        "b082c8bcc040382347025bd5b08d31700b2e6b1d2c0232f1de551f1b5495d1ed"
+    ),
+    # `schedule_worker_shutdown` calls it (mode is Faust's service library)
+    "mode.worker:Worker._schedule_shutdown": (
+        "1a6a5dfc88c2298b7ddc84be024a4344a54eaca8ba3a2d39e0447fa5b3905aa4"
+    ),
+}
+
+
+class UnsupportedFaust(KpiStreamError):
+    """The installed faust-streaming is outside the range this module was written against."""
+
+    def __init__(self, installed: str) -> None:
+        super().__init__(
+            f"faust-streaming {installed} is not supported: kpistream needs faust-streaming{SUPPORTED} "
+            "(agents/faust_compat.py uses its private API)"
+        )
+        self.installed = installed
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+        if not piece.isdigit():  # "0rc1": a pre-release of this number ends the comparable part
+            break
+    return tuple(parts)
+
+
+def check_faust_version(installed: str | None = None) -> str:
+    """Return the installed Faust version; raise `UnsupportedFaust` outside `SUPPORTED`."""
+    if installed is None:
+        import faust
+
+        installed = str(faust.__version__)
+    v = _version_tuple(installed)
+    if not (v >= _MIN and v[: len(_BELOW)] < _BELOW):
+        raise UnsupportedFaust(installed)
+    return installed
+
+
+def source_digest(name: str) -> str:
+    """sha256 of the installed source of `module:qualname`."""
+    module_name, qualname = name.split(":", 1)
+    obj: Any = importlib.import_module(module_name)
+    for attr in qualname.split("."):
+        obj = getattr(obj, attr)
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
+
+
+def changed_sources() -> list[str]:
+    """The watched Faust functions whose installed source differs from the one we read."""
+    return [name for name, digest in WATCHED.items() if source_digest(name) != digest]
+
+
+# ----------------------------------------------------------------------------- consumer
+
+
+def can_deliver_inline(consumer: Any, tp: Any) -> bool:
+    """True when the conductor's callback for `tp` cannot suspend (see agents/transport.py).
+
+    It suspends on: suspended flow (a rebalance), flow control, the conductor's callback lock,
+    a producer buffer over its limit, and a full channel queue.
+    """
+    app = consumer.app
+    if consumer.suspend_flow.is_set() or not app.flow_control.is_active():
+        return False
+    conductor: Any = app.topics
+    if conductor._tp_to_callback_lock.locked():
+        return False
+    buffer = app.producer.buffer
+    if buffer.max_messages and buffer.size > buffer.max_messages:
+        return False
+    return all(not chan.queue.full() for chan in conductor._tp_index.get(tp, ()))
+
+
+async def drain_messages(  # pragma: no cover - exercised end to end
+    consumer: Any, fetcher: Any, can_inline: Callable[[Any], bool]
+) -> None:
+    """Faust 0.15.3's `Consumer._drain_messages`, except the delivery and a generation rule.
+
+    A delivery that `can_inline(tp)` is awaited directly; any other takes Faust's
+    `wait_first(callback(message), suspend_flow.wait())`.
+
+    Rule: a message is delivered, and moves the partition's read offset, only in the consumer
+    generation it was fetched in and while the flow is on. The loop awaits between taking a
+    message and delivering it (a commit every `broker_commit_every` acks, gaps, yields), and the
+    rebalance callbacks run meanwhile: a rebalance that completed during that await has sought
+    the partition back to its committed offset and set the read offset to it. Faust delivered the
+    old message anyway and set the read offset to *its* offset, so every message re-read between
+    the committed offset and that one was dropped as already read, and the committed offset
+    could never pass the hole (the worker looked ready and consumed only newer messages).
+    """
+    self = consumer
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = cast(Service, self)._stopped.is_set
+    fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+    app = self.app
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            ait = getmany(timeout=1.0)
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        if not _current(self, app, message):
+                            _log_stale(self, app, tp, message)
+                            break  # the rest of this fetch is stale too: fetch again
+                        if can_inline(tp):
+                            await callback(message)
+                        else:
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        if not _current(self, app, message):
+                            _log_stale(self, app, tp, message)
+                            break
+                        set_read_offset(tp, offset)
+                unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
+
+
+class InlineDeliveryConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer draining with `drain_messages` and `can_deliver_inline`."""
+
+    def _can_deliver_inline(self, tp: Any) -> bool:
+        return can_deliver_inline(self, tp)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
+        await drain_messages(self, fetcher, self._can_deliver_inline)
+
+
+def _current(consumer: Any, app: Any, message: Any) -> bool:
+    """The message was fetched in the current consumer generation and the flow is on."""
+    return bool(message.generation_id == app.consumer_generation_id and consumer.flow_active)
+
+
+def _log_stale(consumer: Any, app: Any, tp: Any, message: Any) -> None:
+    consumer.log.info(
+        "Not delivering %s[%s]@%s of consumer generation %s (now %s, flow %s): read again from "
+        "the committed offset",
+        tp.topic,
+        tp.partition,
+        message.offset,
+        message.generation_id,
+        app.consumer_generation_id,
+        "on" if consumer.flow_active else "off",
+    )
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def take_channel(stream: Any) -> deque[BaseException]:
+    """Mark `stream` as iterated (as Faust's iterator does) and return its channel's error queue.
+
+    For a reader of the channel queue that bypasses the stream iterator: errors the conductor
+    queued for the channel (decode errors) must be raised by the reader as the iterator would.
+    """
+    stream._finalized = True
+    return cast(deque[BaseException], stream.channel.queue._errors)
+
+
+def set_current_event(stream: Any, event: Any) -> None:
+    """Make `event` the current event of `stream` and of the task (None: no current event).
+
+    Faust's tables write changelog records to the partition of the current event, and its
+    RocksDB store reads and writes that partition's database.
+    """
+    stream._set_current_event(event)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def changelog_topic(
+    app: Any, table_name: str, partitions: int, key_serializer: str, value_serializer: str
+) -> Any:
+    """The changelog topic Faust would build for a table, with our serializers.
+
+    For the public `changelog_topic=` argument of `app.Table`: Faust derives a table's
+    serializers from model types, ours are codecs. Name and options as in Faust's
+    `Collection._new_changelog_topic` (a compacted, internal topic read without acks).
+    """
+    return app.topic(
+        f"{app.conf.id}-{table_name}-changelog",
+        key_serializer=key_serializer,
+        value_serializer=value_serializer,
+        partitions=partitions,
+        compacting=True,
+        deleting=None,
+        retention=None,
+        acks=False,
+        internal=True,
+        maxsize=131_072,
+        allow_empty=True,
+    )
+
+
+def key_partitions(table: Any) -> MutableMapping[Any, int] | None:
+    """The memory store's key -> partition map of `table` (None for other stores and mappings).
+
+    Faust's memory store fills it only from changelog recovery and, on every
+    `on_recovery_completed`, drops the keys whose partition is no longer assigned here. Keys this
+    worker wrote itself must be recorded in it too, or they outlive a revoked partition.
+    """
+    store = getattr(table, "data", None)
+    mapping = getattr(store, "_key_partition", None)
+    return cast("MutableMapping[Any, int] | None", mapping)
+
+
+def record_key_partition(table: Any, key: Any, partition: int) -> None:
+    """Record that `key` of `table` belongs to `partition` (memory store only)."""
+    mapping = key_partitions(table)
+    if mapping is not None:
+        mapping[key] = partition
+
+
+def forget_key_partition(table: Any, key: Any) -> None:
+    """Forget the partition of a deleted key (memory store only)."""
+    mapping = key_partitions(table)
+    if mapping is not None:
+        mapping.pop(key, None)
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def schedule_worker_shutdown(worker: Any, sig: Any) -> None:
+    """Stop the worker as its own SIGTERM handler does (mode's `Worker._schedule_shutdown`)."""
+    worker._schedule_shutdown(sig)

@@ -1,0 +1,67 @@
+"""After a second worker joins, the first keeps only the aggregates of the partitions it still owns.
+
+Faust's memory store forgets a revoked partition's keys only if it knows their partition; the
+keys a worker wrote itself are recorded by `WriteBack` (agents/batching.py). Without that, the
+first worker kept every operator (and its publisher republished them over the new owner's).
+Faust's RocksDB store closes a revoked partition's database and iterates assigned ones only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import free_port
+from tests_support import kpistream
+
+from stream.simulator import SimConfig, generate, iter_jsonl
+
+
+def operators(worker: Any) -> dict[str, dict[str, Any]]:
+    """`period|operator` -> that operator's counts, as the worker holds them."""
+    periods = worker.get_json("/api/v1/periods")["periods"]
+    return {
+        f"{pk}|{op}": v["counts"]
+        for pk, data in periods.items()
+        if pk != "rolling"
+        for op, v in data.get("operators", {}).items()
+    }
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_revoked_partitions_keys_leave_the_first_workers_table(
+    kafka_broker: Any, worker_env: Any, start_worker: Any, tmp_path: Path, store: str
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(iter_jsonl(generate(SimConfig(seed=5, hours=1.0)))) + "\n")
+    env = {**worker_env(kafka_broker.url), "KPISTREAM_STORE": store}
+    first = start_worker(env)
+    assert kpistream("produce", "--events", str(path), "--quiet", env=env).returncode == 0
+    r = kpistream("report", "--events", str(path), env=env)
+    assert r.returncode == 0, r.stderr
+    expected = {
+        f"{pk}|{op}": v["counts"]
+        for pk, data in json.loads(r.stdout)["periods"].items()
+        for op, v in data["operators"].items()
+    }
+    deadline = time.monotonic() + 90
+    while operators(first) != expected and time.monotonic() < deadline:
+        time.sleep(1.0)
+    assert operators(first) == expected
+
+    second = start_worker(
+        {**env, "KPISTREAM_WEB_PORT": str(free_port()), "KPISTREAM_DATA_DIR": str(tmp_path / "2")}
+    )
+    deadline = time.monotonic() + 90
+    a, b = operators(first), operators(second)
+    while time.monotonic() < deadline:
+        a, b = operators(first), operators(second)
+        if a and b and not (a.keys() & b.keys()) and {**a, **b} == expected:
+            break
+        time.sleep(1.0)
+    assert a and b, "both workers own some operators"
+    assert sorted(a.keys() & b.keys()) == [], "an aggregate is held by two workers"
+    assert {**a, **b} == expected

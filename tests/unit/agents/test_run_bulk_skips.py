@@ -1,0 +1,81 @@
+"""run_bulk never acks a message it did not process (an ack lets the commit pass it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from types import SimpleNamespace as NS
+from typing import Any
+
+from agents.batching import run_bulk
+
+
+class Queue(asyncio.Queue[Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self._errors: deque[BaseException] = deque()
+
+
+class Unacked(list[Any]):
+    def add(self, message: Any) -> None:
+        self.append(message)
+
+
+def event(offset: int, generation: int, acked: list[int]) -> Any:
+    message = NS(offset=offset, generation_id=generation, topic="in", tracked=False)
+    return NS(message=message, ack=lambda: acked.append(offset))
+
+
+class Stream:
+    def __init__(self, generation: int, flow: bool) -> None:
+        self.app = NS(
+            flow_control=NS(is_active=lambda: flow),
+            consumer_generation_id=generation,
+            consumer=NS(unacked=Unacked()),
+            topics=NS(acking_topics={"in"}),
+        )
+        self.channel = NS(queue=Queue())
+        self.should_stop = False
+        self.current_event: Any = None
+
+    async def maybe_start(self) -> None:
+        pass
+
+    def _set_current_event(self, ev: Any) -> None:
+        self.current_event = ev
+
+
+async def drive(stream: Stream, events: list[Any]) -> list[int]:
+    handled: list[int] = []
+
+    async def handler(batch: list[Any]) -> None:
+        handled.extend(ev.message.offset for ev in batch)
+
+    for ev in events:
+        stream.channel.queue.put_nowait(ev)
+    gen = run_bulk(stream, handler, max_size=100)
+    await gen.__anext__()
+    await gen.aclose()
+    return handled
+
+
+async def test_messages_of_an_older_generation_are_neither_processed_nor_acked() -> None:
+    acked: list[int] = []
+    stream = Stream(generation=2, flow=True)
+    handled = await drive(stream, [event(7, 1, acked), event(8, 2, acked), event(9, 1, acked)])
+    assert handled == [8] and acked == [8]
+
+
+async def test_messages_taken_while_the_flow_is_suspended_are_neither_processed_nor_acked() -> None:
+    acked: list[int] = []
+    stream = Stream(generation=1, flow=False)
+    for ev in [event(7, 1, acked), event(8, 1, acked)]:
+        stream.channel.queue.put_nowait(ev)
+
+    async def handler(batch: list[Any]) -> None:
+        raise AssertionError("nothing may be processed")
+
+    gen = run_bulk(stream, handler, max_size=100)
+    await gen.__anext__()
+    await gen.aclose()
+    assert acked == []
