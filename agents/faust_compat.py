@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, MutableMapping
 from typing import Any, cast
 
+import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
@@ -323,3 +324,19 @@ def forget_key_partition(table: Any, key: Any) -> None:
 def schedule_worker_shutdown(worker: Any, sig: Any) -> None:
     """Stop the worker as its own SIGTERM handler does (mode's `Worker._schedule_shutdown`)."""
     worker._schedule_shutdown(sig)
+
+
+class TransportApp(faust.App):
+    """A Faust app that builds its Kafka transport with `transport_class` (Faust's `_new_transport`).
+
+    Faust has no public way to choose the transport class; this overrides the private factory for
+    kafka:// and aiokafka:// URLs and leaves any other URL (memory://, confluent://) to Faust.
+    """
+
+    transport_class: Any = None
+
+    def _new_transport(self) -> Any:
+        url = self.conf.broker_consumer[0]
+        if self.transport_class is not None and url.scheme in ("kafka", "aiokafka"):
+            return self.transport_class(self.conf.broker_consumer, self)
+        return super()._new_transport()

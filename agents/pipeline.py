@@ -414,14 +414,10 @@ def _dumps(value: Any) -> bytes:
     return jsonbytes.dumps(value)
 
 
-class KpiApp(faust.App):
+class KpiApp(faust_compat.TransportApp):
     """A Faust app whose Kafka consumer delivers messages without a task each (agents/transport.py)."""
 
-    def _new_transport(self) -> Any:
-        url = self.conf.broker_consumer[0]
-        if url.scheme in ("kafka", "aiokafka"):
-            return FastTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+    transport_class = FastTransport
 
 
 def make_app(settings: Settings) -> faust.App:

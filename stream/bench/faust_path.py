@@ -33,16 +33,12 @@ TOPIC = "bench-faust-path"
 
 def run_agent(mode: str, broker: str, messages: int) -> None:
     """The bare agent (runs in a subprocess); prints `RATE <messages/s>` and exits when done."""
-    import faust
-
     from agents.batching import run_bulk
+    from agents.faust_compat import TransportApp
     from agents.transport import FastTransport
 
-    class App(faust.App):
-        def _new_transport(self) -> Any:
-            if mode == "faust":
-                return super()._new_transport()
-            return FastTransport(self.conf.broker_consumer, self)
+    class App(TransportApp):
+        transport_class = None if mode == "faust" else FastTransport
 
     app = App(
         f"bench-faust-path-{mode}-{time.time_ns()}",
