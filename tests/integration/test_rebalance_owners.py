@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from support.workers import free_port
 from tests_support import kpistream
 
 from stream.simulator import SimConfig, generate, iter_jsonl

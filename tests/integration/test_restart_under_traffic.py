@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import WorkerProcess, free_port
+from support.workers import TestWorker, free_port
 from tests_support import kpistream
 
 from stream.simulator import SimConfig, generate, iter_jsonl
@@ -24,23 +24,13 @@ from stream.simulator import SimConfig, generate, iter_jsonl
 REPO = Path(__file__).resolve().parents[2]
 
 
-def spawn(env: dict[str, str], log_path: Path) -> WorkerProcess:
+def spawn(env: dict[str, str], log_path: Path) -> TestWorker:
     """A worker process started without waiting for it to be ready (as a supervisor restarts it)."""
     env = {**env, "KPISTREAM_WEB_PORT": str(free_port()), "KPISTREAM_DATA_DIR": str(log_path.with_suffix(""))}
-    worker = WorkerProcess(env, log_path)
-    log = log_path.open("ab")
-    worker.proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "worker"],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return worker
+    return TestWorker(env, log_path).spawn()
 
 
-def periods_of(worker: WorkerProcess) -> dict[str, Any]:
+def periods_of(worker: TestWorker) -> dict[str, Any]:
     body = worker.get_json("/api/v1/periods")
     return {k: v for k, v in body["periods"].items() if k != "rolling"}
 
@@ -83,7 +73,7 @@ def differences(got: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     return out
 
 
-def wait_equal(worker: WorkerProcess, expected: dict[str, Any], timeout: float) -> dict[str, Any]:
+def wait_equal(worker: TestWorker, expected: dict[str, Any], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     got: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -107,7 +97,7 @@ def test_sigkill_at_random_points_while_events_keep_arriving(
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(iter_jsonl(events)) + "\n", encoding="utf-8")
     env = worker_env(kafka_broker.url)
-    workers: list[WorkerProcess] = [start_worker(env)]  # the first start waits: topics exist
+    workers: list[TestWorker] = [start_worker(env)]  # the first start waits: topics exist
     producer = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "produce", "--events", str(path), "--quiet", "--rate", "200"],
         env=env,
