@@ -37,7 +37,7 @@ from support_faults import (
 )
 
 REDIS_DB = 9
-RATE = 200.0  # events per second of the live feed: ~20 s for the input below
+FEED_S = 30.0  # how long a live feed of the test's input lasts
 
 
 @pytest.fixture()
@@ -54,6 +54,11 @@ def fleet(kafka_broker: Any, redis_server: Any, worker_env: Any, tmp_path: Path)
         yield f
     finally:
         f.stop_all()
+
+
+def rate_for(path: Path) -> float:
+    """The rate (events per second) at which the file is a live feed of FEED_S seconds."""
+    return sum(1 for _ in path.open()) / FEED_S
 
 
 def feed(fleet: Fleet, seed: int) -> tuple[Path, dict[str, Any]]:
@@ -80,9 +85,9 @@ def test_second_worker_joins_mid_stream(fleet: Fleet, seed: int) -> None:
     rnd = random.Random(seed)
     path, report = feed(fleet, seed)
     first = fleet.launch(wait=True)
-    producer = Producer(first.env, path, rate=RATE)
-    join_after = rnd.uniform(2.0, 10.0)
-    context = f"seed={seed}: second worker started {join_after:.1f}s into a {RATE:.0f}/s feed"
+    producer = Producer(first.env, path, rate=rate_for(path))
+    join_after = rnd.uniform(3.0, FEED_S / 2)
+    context = f"seed={seed}: second worker started {join_after:.1f}s into a {FEED_S:.0f}s feed"
     time.sleep(join_after)
     second = fleet.launch()
     producer.wait()
@@ -94,28 +99,37 @@ def test_second_worker_joins_mid_stream(fleet: Fleet, seed: int) -> None:
 
 
 def test_three_workers_one_leaves_one_is_killed(fleet: Fleet, seed: int) -> None:
-    """Production starts with the workers, never waits for readiness; a SIGTERM and a SIGKILL."""
+    """Production starts with the workers and never waits for readiness; one worker leaves with
+    SIGTERM, one dies with SIGKILL, each at a random point of the feed, and a replacement for the
+    dead one is started at once (as an orchestrator would) while the feed goes on."""
     rnd = random.Random(seed)
     path, report = feed(fleet, seed)
     workers = [fleet.launch() for _ in range(3)]
-    producer = Producer(workers[0].env, path, rate=RATE)
+    producer = Producer(workers[0].env, path, rate=rate_for(path))
+    started = time.monotonic()
     leaver, victim, _ = rnd.sample(workers, 3)
-    # Each fault at a random point after its worker took part (ready), while the feed goes on.
-    plan = sorted([(rnd.uniform(0.0, 8.0), "term", leaver), (rnd.uniform(0.0, 12.0), "kill", victim)])
-    context = f"seed={seed}: " + ", ".join(
-        f"{kind} {w.name} {t:.1f}s after it was ready" for t, kind, w in plan
+    plan = sorted(
+        [
+            (rnd.uniform(8.0, FEED_S - 5), "SIGTERM", leaver),
+            (rnd.uniform(8.0, FEED_S - 5), "SIGKILL", victim),
+        ],
+        key=lambda step: step[0],
     )
-    for delay, kind, w in plan:
-        w.wait_ready()
-        time.sleep(delay)
-        if kind == "term":
+    context = f"seed={seed}, feed of {FEED_S:.0f}s:"
+    for at, kind, w in plan:
+        time.sleep(max(0.0, at - (time.monotonic() - started)))
+        context += (
+            f" {kind} {w.name} at {at:.1f}s ({'ready' if w.ready() else 'not ready'},"
+            f" feed {'running' if producer.running() else 'done'});"
+        )
+        if kind == "SIGTERM":
             w.terminate()
         else:
             w.kill()
-        context += f" (feed {'running' if producer.running() else 'done'} at the {kind})"
+            fleet.launch()
     producer.wait()
     want = shape_of_report(report["periods"])
-    context += f"; report: {periods_summary(want)}"
+    context += f" report: {periods_summary(want)}"
     converge(
         want,
         workers[0].env,
@@ -125,7 +139,7 @@ def test_three_workers_one_leaves_one_is_killed(fleet: Fleet, seed: int) -> None
         context=context,
         fleet=fleet,
     )
-    assert len(fleet.live()) == 1
+    assert len(fleet.live()) == 2
 
 
 def test_fund_shares_with_two_workers_sum_to_one_and_equal_report(fleet: Fleet, seed: int) -> None:
