@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests_support import kpistream
@@ -498,10 +499,10 @@ def share_sums(shape: Shape) -> dict[str, float]:
 
 @dataclass
 class Outcome:
-    """The last comparison of every output with the report."""
+    """The last comparison of every output with the report (topics None: not compared)."""
 
     redis: list[str]
-    topics: list[str]
+    topics: list[str] | None
     apis: dict[str, list[str]]
 
     @property
@@ -510,8 +511,11 @@ class Outcome:
 
     def summary(self, limit: int = 25) -> str:
         parts: list[str] = []
-        for name, lines in [("Redis", self.redis), ("score topics", self.topics), *self.apis.items()]:
-            if lines:
+        sources = [("Redis", self.redis), ("score topics", self.topics), *self.apis.items()]
+        for name, lines in sources:
+            if lines is None:
+                parts.append(f"{name}: not compared")
+            elif lines:
                 parts.append(f"{name}: {len(lines)} differences, first {min(limit, len(lines))}:")
                 parts.extend("  " + line for line in lines[:limit])
             else:
@@ -538,7 +542,7 @@ def compare(
             apis[name] = diff_shapes(want, shape_of_report(body["periods"]), w.name)
         except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
             apis[name] = [f"{w.name} /api/v1/periods unreadable: {exc!r}"]
-    topic_lines: list[str] = ["not read yet"]
+    topic_lines: list[str] | None = None
     if topics:
         got_t, problems_t = shape_of_topics(env)
         topic_lines = problems_t + diff_shapes(want, got_t, "topics")
@@ -554,30 +558,38 @@ def converge(
     timeout: float = 60,
     context: str = "",
     fleet: Fleet | None = None,
-) -> None:
-    """Poll until Redis, the score topics and every given worker's API equal `want`; else fail.
+    topics: bool = True,
+    fail: bool = True,
+) -> Outcome:
+    """Poll until Redis, the score topics and every given worker's API equal `want`.
 
-    The topics are read only when the rest already agrees (reading them is the slow part), and
-    once more at the deadline so that the failure shows all three.
+    On a deadline it fails with the differences of all three (or, with fail=False, returns them,
+    so that a test can go on to its next fault and report everything at once). The topics are
+    read only when the rest already agrees (reading them is the slow part), and at the deadline;
+    topics=False leaves them out (a precondition that only needs the worker to have processed).
     """
-    import pytest
-
     deadline = time.monotonic() + timeout
     while True:
         last = time.monotonic() >= deadline
         outcome = compare(want, env, r, workers, topics=False)
-        if outcome.ok or last:
+        if topics and (outcome.ok or last):
             outcome = compare(want, env, r, workers, topics=True)
-            if outcome.ok:
-                return
+        if outcome.ok:
+            return outcome
         if last:
-            logs = fleet.logs() if fleet else ""
-            pytest.fail(
-                f"{context}\noutputs differ from `kpistream report` after {timeout:.0f}s:\n"
-                f"{outcome.summary()}\n{logs}",
-                pytrace=False,
-            )
+            if fail:
+                pytest.fail(failure(outcome, timeout, context, fleet), pytrace=False)
+            return outcome
         time.sleep(2)
+
+
+def failure(outcome: Outcome, timeout: float, context: str, fleet: Fleet | None) -> str:
+    """The failure message: what was done (seed included), every difference, the workers' logs."""
+    logs = fleet.logs() if fleet else ""
+    return (
+        f"{context}\noutputs differ from `kpistream report` after {timeout:.0f}s:\n"
+        f"{outcome.summary()}\n{logs}"
+    )
 
 
 def periods_summary(shape: Shape) -> str:
