@@ -21,14 +21,20 @@ from stream.simulator import SimConfig, generate, iter_jsonl
 
 
 def operators(worker: Any) -> dict[str, dict[str, Any]]:
-    """`period|operator` -> that operator's counts, as the worker holds them."""
-    periods = worker.get_json("/api/v1/periods")["periods"]
-    return {
-        f"{pk}|{op}": v["counts"]
-        for pk, data in periods.items()
-        if pk != "rolling"
-        for op, v in data.get("operators", {}).items()
-    }
+    """`period|operator` -> that operator's counts, as this worker holds them for its own partitions."""
+    view = worker.get_json("/api/v1/local/aggregates")
+    out = {}
+    for key, counts in view["fixed"].items():
+        scope, rest = key.split("|", 1)
+        op, pk = rest.rsplit("|", 1)
+        if scope == "op":
+            out[f"{pk}|{op}"] = {f: n for f, n in counts.items() if n}
+    return out
+
+
+def foreign_keys(worker: Any) -> int:
+    """Aggregates the worker's table holds of partitions it does not own."""
+    return int(worker.get_json("/api/v1/local/aggregates")["foreign_keys"])
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
@@ -43,7 +49,7 @@ def test_a_revoked_partitions_keys_leave_the_first_workers_table(
     r = kpistream("report", "--events", str(path), env=env)
     assert r.returncode == 0, r.stderr
     expected = {
-        f"{pk}|{op}": v["counts"]
+        f"{pk}|{op}": {f: n for f, n in v["counts"].items() if n}
         for pk, data in json.loads(r.stdout)["periods"].items()
         for op, v in data["operators"].items()
     }
@@ -59,9 +65,11 @@ def test_a_revoked_partitions_keys_leave_the_first_workers_table(
     a, b = operators(first), operators(second)
     while time.monotonic() < deadline:
         a, b = operators(first), operators(second)
-        if a and b and not (a.keys() & b.keys()) and {**a, **b} == expected:
+        if a and b and {**a, **b} == expected and foreign_keys(first) == foreign_keys(second) == 0:
             break
         time.sleep(1.0)
     assert a and b, "both workers own some operators"
     assert sorted(a.keys() & b.keys()) == [], "an aggregate is held by two workers"
+    assert foreign_keys(first) == 0, "the first worker still holds partitions it gave away"
+    assert foreign_keys(second) == 0
     assert {**a, **b} == expected
