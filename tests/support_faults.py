@@ -555,7 +555,7 @@ def converge(
     r: redis.Redis,
     workers: Sequence[Worker],
     *,
-    timeout: float = 60,
+    timeout: float = 120,
     context: str = "",
     fleet: Fleet | None = None,
     topics: bool = True,

@@ -222,11 +222,11 @@ def test_redis_flushed_or_restarted_empty_comes_back_without_new_events(
         converge(want, w.env, r, [w], topics=False, context=context + "; the events", fleet=fleet)
 
         r.flushall()
-        flushed = converge(want, w.env, r, [w], topics=False, timeout=45, fail=False)
+        flushed = converge(want, w.env, r, [w], topics=False, timeout=90, fail=False)
         restart_redis_empty(own_redis)
         r = redis_client(fleet.redis_url)
         assert r.dbsize() == 0
-        restarted = converge(want, w.env, r, [w], timeout=45, fail=False)
+        restarted = converge(want, w.env, r, [w], timeout=90, fail=False)
         if not (flushed.ok and restarted.ok):
             pytest.fail(
                 f"{failure(flushed, 45, context + '; after FLUSHALL, no new events', None)}\n"

@@ -135,7 +135,7 @@ def test_three_workers_one_leaves_one_is_killed(fleet: Fleet, seed: int) -> None
         workers[0].env,
         redis_client(fleet.redis_url),
         fleet.live(),
-        timeout=90,
+        timeout=180,
         context=context,
         fleet=fleet,
     )
