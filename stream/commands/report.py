@@ -117,7 +117,7 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int
     engine = Engine(settings.kpi)
     errors: list[tuple[int, str, str]] = []
     with open_events(args.events) as stream, gc_paused():
-        # The batch path gives the stream's totals (tests/unit/test_core_batch.py) a few times faster.
+        # The batch path gives the stream's totals (tests/unit/core/test_batch.py) a few times faster.
         late = engine.process_batch(read_events(stream, settings.max_message_bytes, errors))
     errors.extend((n, exc.reason, exc.detail) for n, exc in late)
     errors.sort()

@@ -14,7 +14,7 @@ from stream.cli import main
 from stream.commands.score import ScoreInputError, read_kpis, score_table
 from stream.core.scoring import DEFAULT
 
-PAPER = Path(__file__).resolve().parents[2] / "docs" / "examples" / "paper-operators.csv"
+PAPER = Path(__file__).resolve().parents[3] / "docs" / "examples" / "paper-operators.csv"
 PAPER_F = [5.83, 3.325, 5.16, 4.315, 3.92, 2.15, 2.375, 5.395]
 PAPER_SHARE_PERCENT = [18, 10, 16, 13, 12, 7, 7, 17]
 

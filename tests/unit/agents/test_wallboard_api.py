@@ -91,7 +91,7 @@ def test_openapi_document_structure() -> None:
 
 
 def test_every_wallboard_page_is_documented() -> None:
-    source = (Path(__file__).parents[2] / "agents" / "wallboard.py").read_text()
+    source = (Path(__file__).parents[3] / "agents" / "wallboard.py").read_text()
     pages = set(re.findall(r'@app\.page\("(/api/v1/[^"]+)"\)', source))
     assert pages and pages <= set(openapi_document()["paths"])
 

@@ -3,7 +3,7 @@
 F = K1*SL - K2*LCR + K3*FCR - K4*CAR + K5*FAC + K6*RT, strategy-1 K = (3, 4, 3, 5, 2.5, 1).
 Operator 1 (90/3/50/4/70/20 %): 2.7 - 0.12 + 1.5 - 0.2 + 1.75 + 0.2 = 5.83.
 Fund share: max(F_i, 0) / sum of max(F_j, 0); null where the sum is 0. Amounts: share x fund in
-cents, adding up to the fund exactly (tests/unit/test_payroll.py has the worked examples).
+cents, adding up to the fund exactly (tests/unit/core/test_payroll.py has the worked examples).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from stream.core.events import AGENT_STATES, CHANNELS, EVENT_TYPES, STREAMS, Eve
 from stream.errors import InvalidEvent
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-EVENT_SCHEMA = json.loads((Path(__file__).parents[2] / "schemas/json/event.schema.json").read_text())
+EVENT_SCHEMA = json.loads((Path(__file__).parents[3] / "schemas/json/event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(EVENT_SCHEMA)
 KNOWN_FIELDS = sorted({"event_id", "type", "ts"} | {f.name for fs in TYPE_FIELDS.values() for f in fs})
 

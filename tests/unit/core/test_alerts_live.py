@@ -149,7 +149,7 @@ def test_alert_messages_validate_against_their_json_schema() -> None:
 
     from schemas.timestamps import format_ts
 
-    schema = json.loads((Path(__file__).parents[2] / "schemas" / "json" / "alert.schema.json").read_text())
+    schema = json.loads((Path(__file__).parents[3] / "schemas" / "json" / "alert.schema.json").read_text())
     cfg = KpiConfig()
     state, firing = evaluate(AlertState(), rule_for("car", "q", cfg), "queue", "q", counts(20, 5), T0)
     _, resolved = evaluate(state, rule_for("car", "q", cfg), "queue", "q", counts(200, 5), T0 + 60_000)

@@ -25,7 +25,7 @@ from stream.core.events import Event
 from stream.core.scoring import DEFAULT
 from stream.importers import ImportResult, Skipped, calls_csv, queue_log, to_jsonl
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 QUEUE_LOG = DATA / "queue_log.sample"
 CALLS_CSV = DATA / "calls.csv"
 DAY = "day:2026-01-15"
