@@ -81,7 +81,7 @@ def faust_topic_class(settings: Settings) -> Any:
 
     extra = replication_config(settings)
 
-    class ReplicatedTopic(faust.Topic):  # type: ignore[misc]
+    class ReplicatedTopic(faust.Topic):
         def __init__(self, *args: Any, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
             super().__init__(*args, config={**extra, **(config or {})}, **kwargs)
 

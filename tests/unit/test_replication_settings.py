@@ -52,7 +52,7 @@ def test_every_topic_gets_the_replication_and_keeps_its_own_config() -> None:
         assert spec.config["min.insync.replicas"] == "2"
     assert specs["x.kpi.operator-scores"].config["cleanup.policy"] == "compact"
     assert "cleanup.policy" not in specs["x.events.telephony"].config
-    partitions, config, replicas = specs["x.kpi.deltas"]  # a plain tuple for create_topics
+    partitions, _config, replicas = specs["x.kpi.deltas"]  # a plain tuple for create_topics
     assert (partitions, replicas) == (s.partitions, 3)
 
 
