@@ -49,10 +49,11 @@ class Settings:
     batch_size: int = 2000  # at most this many queued messages are handled as one batch
     batch_linger_s: float = 0.1  # a batch not yet full waits this long for more (see agents/batching.py)
     rebalance_timeout_s: float = 3.0
-    # How long the group waits for a silent worker before moving its partitions. Long enough that a
-    # busy event loop (a large publisher flush) does not lose its partitions; tests use a short one
-    # so that a worker restarted after SIGKILL gets its partitions back quickly.
-    session_timeout_s: float = 30.0
+    # How long the group waits for a silent (crashed) worker before moving its partitions: most of
+    # the failover time (docs/benchmarks.md, "Failover": 30 s gave ~34 s, 10 s gives ~14 s). Shorter
+    # risks moving the partitions of a worker whose event loop stalls that long (heartbeats share
+    # it); 6 s is the broker's usual minimum (group.min.session.timeout.ms). Tests use 6 s.
+    session_timeout_s: float = 10.0
     topic_prefix: str = ""
     # Copies of every topic and table changelog kpistream creates (1 fits the one-broker dev setup;
     # 3 on a production cluster). Existing topics are never altered.
