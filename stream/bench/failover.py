@@ -425,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
                         runs.append(measure(svc, workdir, files, 0, session_s, False, store))
                         say(f"baseline: {runs[-1].to_json()}")
                     for n in standbys:
+                        if n and store.startswith("rocksdb"):
+                            say(f"skipped: {store} with standbys (refused by Settings, docs/benchmarks.md)")
+                            continue
                         for _ in range(args.runs):
                             runs.append(measure(svc, workdir, files, n, session_s, True, store))
                             say(f"kill: {runs[-1].to_json()}")

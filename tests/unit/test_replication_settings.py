@@ -35,6 +35,11 @@ def test_environment_sets_replication() -> None:
         ({"KPISTREAM_MIN_INSYNC_REPLICAS": "2"}, "min_insync_replicas"),  # more than the 1 copy
         ({"KPISTREAM_REPLICATION_FACTOR": "3", "KPISTREAM_MIN_INSYNC_REPLICAS": "-1"}, "min_insync_replicas"),
         ({"KPISTREAM_TABLE_STANDBY_REPLICAS": "-1"}, "table_standby_replicas"),
+        # RocksDB standbys lost counts at failover (docs/benchmarks.md, "Failover").
+        (
+            {"KPISTREAM_TABLE_STANDBY_REPLICAS": "1", "KPISTREAM_STORE": "rocksdb://"},
+            "table_standby_replicas",
+        ),
     ],
 )
 def test_bad_replication_is_refused_by_name(env: dict[str, str], setting: str) -> None:
