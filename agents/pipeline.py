@@ -43,7 +43,7 @@ from stream.core.seen import SeenIds
 from stream.core.stage1 import Stage1, state_key
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
-from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, INPUT_TOPICS
+from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, INPUT_TOPICS, faust_topic_class
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +447,10 @@ def make_app(settings: Settings) -> faust.App:
         # Deltas and changelog records are many and small: let the producer batch them for a few ms.
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.table_standby_replicas,
+        # Every changelog Faust declares: the settings' replicas and min.insync.replicas (stream/topics.py).
+        topic_replication_factor=settings.replication_factor,
+        Topic=faust_topic_class(settings),
         processing_guarantee="at_least_once",
         logging_config=None,
     )

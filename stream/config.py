@@ -49,11 +49,21 @@ class Settings:
     batch_size: int = 2000  # at most this many queued messages are handled as one batch
     batch_linger_s: float = 0.1  # a batch not yet full waits this long for more (see agents/batching.py)
     rebalance_timeout_s: float = 3.0
-    # How long the group waits for a silent worker before moving its partitions. Long enough that a
-    # busy event loop (a large publisher flush) does not lose its partitions; tests use a short one
-    # so that a worker restarted after SIGKILL gets its partitions back quickly.
-    session_timeout_s: float = 30.0
+    # How long the group waits for a silent (crashed) worker before moving its partitions: most of
+    # the failover time (docs/benchmarks.md, "Failover": 30 s gave ~34 s, 10 s gives ~14 s). Shorter
+    # risks moving the partitions of a worker whose event loop stalls that long (heartbeats share
+    # it); 6 s is the broker's usual minimum (group.min.session.timeout.ms). Tests use 6 s.
+    session_timeout_s: float = 10.0
     topic_prefix: str = ""
+    # Copies of every topic and table changelog kpistream creates (1 fits the one-broker dev setup;
+    # 3 on a production cluster). Existing topics are never altered.
+    replication_factor: int = 1
+    # The topics' `min.insync.replicas`; 0 leaves the broker's default. With 3 replicas use 2: a
+    # write is acknowledged by two brokers, so one broker can stop without losing or refusing data.
+    min_insync_replicas: int = 0
+    # Warm copies of each table partition on other workers (Faust standbys): a worker that takes
+    # over a partition after a crash starts from its copy instead of reading the whole changelog.
+    table_standby_replicas: int = 0
     fund_amount: str = ""
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
@@ -74,6 +84,22 @@ class Settings:
             raise ConfigError("batch_linger_s", "must be between 0 and 1 second")
         if self.share_interval_s < self.flush_interval_s:
             raise ConfigError("share_interval_s", "must be at least flush_interval_s")
+        if self.replication_factor < 1:
+            raise ConfigError("replication_factor", "must be at least 1")
+        if not 0 <= self.min_insync_replicas <= self.replication_factor:
+            raise ConfigError(
+                "min_insync_replicas",
+                f"must be between 0 (broker default) and replication_factor ({self.replication_factor})",
+            )
+        if self.table_standby_replicas < 0:
+            raise ConfigError("table_standby_replicas", "must be 0 or more")
+        if self.table_standby_replicas and self.store.startswith("rocksdb"):
+            # Faust's RocksDB standbys lost counts at failover in 4 of 6 measured kills.
+            raise ConfigError(
+                "table_standby_replicas",
+                "not with rocksdb:// (lost counts at failover, docs/benchmarks.md 'Failover'); "
+                "use 0 or the memory store",
+            )
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
 

@@ -1,8 +1,13 @@
-"""Every topic the product reads or writes, with its partition count and config: created explicitly."""
+"""Every topic the product reads or writes, with its partition count, config and replication.
+
+Topics are created explicitly (`topic_specs`); the table changelogs, which Faust declares itself,
+get the same replication through the app's settings and `faust_topic_class`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from stream.config import Settings
 
@@ -25,24 +30,62 @@ CONTROL = "kpi.control"
 COMPACTED = {"cleanup.policy": "compact"}
 
 
-def topic_specs(settings: Settings) -> dict[str, tuple[int, Mapping[str, str]]]:
-    """name -> (partitions, config) of every topic, with the settings' prefix applied.
+class TopicSpec(NamedTuple):
+    """How one topic is created: partitions, topic-level config, number of copies."""
+
+    partitions: int
+    config: Mapping[str, str]
+    replication_factor: int = 1
+
+
+def replication_config(settings: Settings) -> dict[str, str]:
+    """The topic-level config every kpistream topic and changelog carries (empty: broker defaults)."""
+    if settings.min_insync_replicas:
+        return {"min.insync.replicas": str(settings.min_insync_replicas)}
+    return {}
+
+
+def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
+    """name -> TopicSpec of every topic, with the settings' prefix and replication applied.
 
     Input topics keyed by entity share the partition count of the tables that consume them;
     `events.business` has no key and a single global state, so it has one partition.
     """
     p = settings.partitions
-    specs: dict[str, tuple[int, Mapping[str, str]]] = {}
+    base = replication_config(settings)
+
+    def spec(partitions: int, config: Mapping[str, str] | None = None) -> TopicSpec:
+        return TopicSpec(partitions, {**(config or {}), **base}, settings.replication_factor)
+
+    specs: dict[str, TopicSpec] = {}
     for stream, name in INPUT_TOPICS.items():
-        specs[settings.topic(name)] = (1 if stream == "business" else p, {})
-    specs[settings.topic(DELTAS)] = (p, {})
-    specs[settings.topic(DEAD_LETTERS)] = (1, {})
-    specs[settings.topic(OPERATOR_SCORES)] = (p, COMPACTED)
-    specs[settings.topic(QUEUE_KPIS)] = (p, COMPACTED)
-    specs[settings.topic(ALERTS)] = (1, {})
-    specs[settings.topic(SCORECARD)] = (1, COMPACTED)
-    specs[settings.topic(CONTROL)] = (1, COMPACTED)
+        specs[settings.topic(name)] = spec(1 if stream == "business" else p)
+    specs[settings.topic(DELTAS)] = spec(p)
+    specs[settings.topic(DEAD_LETTERS)] = spec(1)
+    specs[settings.topic(OPERATOR_SCORES)] = spec(p, COMPACTED)
+    specs[settings.topic(QUEUE_KPIS)] = spec(p, COMPACTED)
+    specs[settings.topic(ALERTS)] = spec(1)
+    specs[settings.topic(SCORECARD)] = spec(1, COMPACTED)
+    specs[settings.topic(CONTROL)] = spec(1, COMPACTED)
     return specs
+
+
+def faust_topic_class(settings: Settings) -> Any:
+    """A `faust.Topic` whose declared topics (the table changelogs) carry `replication_config`.
+
+    Faust declares changelog topics with `topic_replication_factor` replicas but with no way to set a
+    topic config app-wide; the app's `Topic` setting takes this class instead. Topics that already
+    exist (everything in `topic_specs`, created first) are left as they are.
+    """
+    import faust
+
+    extra = replication_config(settings)
+
+    class ReplicatedTopic(faust.Topic):
+        def __init__(self, *args: Any, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, config={**extra, **(config or {})}, **kwargs)
+
+    return ReplicatedTopic
 
 
 def input_topic(settings: Settings, stream: str) -> str:

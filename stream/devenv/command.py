@@ -57,6 +57,16 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="auto (default): Apache Kafka when java -version >= 17, else Tansu",
     )
+    up.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "Apache Kafka brokers (default 1); 3 gives a KRaft cluster on loopback, every node broker "
+            "and controller: use it with KPISTREAM_REPLICATION_FACTOR=3 KPISTREAM_MIN_INSYNC_REPLICAS=2"
+        ),
+    )
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per service")
     up.set_defaults(func=cmd_up)
 
@@ -98,13 +108,31 @@ def _save_state(data_dir: Path, state: dict[str, dict[str, Any]]) -> None:
 
 
 def entry_running(entry: dict[str, Any]) -> bool:
-    """True when the recorded pid is alive and still the process we started (not a recycled pid)."""
+    """True when the recorded pid is alive and still the process we started (not a recycled pid).
+
+    A cluster's entry lists its `nodes`: it runs when every node does.
+    """
+    nodes = entry.get("nodes")
+    if isinstance(nodes, list) and nodes:
+        return all(isinstance(n, dict) and entry_running(n) for n in nodes)
     pid = entry.get("pid")
     if not isinstance(pid, int) or not pid_alive(pid):
         return False
     marker = str(entry.get("marker", ""))
     cmdline = pid_cmdline(pid)
     return not cmdline or marker in cmdline
+
+
+def _entry_of(svc: Any) -> dict[str, Any]:
+    """What `down` and `status` need to find one started process again."""
+    return {
+        "pid": svc.pid,
+        "port": svc.port,
+        "url": svc.url,
+        "data_dir": str(svc.data_dir),
+        "log": str(svc.log_path),
+        "marker": svc.marker,
+    }
 
 
 def _port_of(url: str) -> tuple[str, int] | None:
@@ -123,7 +151,8 @@ def _say(msg: str) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the missing services, record them, print `export` lines on stdout."""
-    from stream.devenv.services import new_broker, new_redis, pick_broker_kind
+    from stream.devenv.kafka_cluster import KafkaCluster
+    from stream.devenv.services import new_broker, new_cluster, new_redis, pick_broker_kind
 
     data_dir = Path(args.data_dir).resolve()
     state = load_state(data_dir)
@@ -143,31 +172,47 @@ def cmd_up(args: argparse.Namespace) -> int:
                 exports[env_name] = entry["url"]
                 continue
             if service == "broker":
-                broker_kind = pick_broker_kind(args.broker)
+                brokers = getattr(args, "brokers", 1)
+                if brokers < 1:
+                    raise ServiceError("--brokers must be at least 1")
+                broker_kind = pick_broker_kind("kafka" if brokers > 1 else args.broker)
+                if brokers > 1 and args.broker == "tansu":
+                    raise ServiceError("--brokers above 1 needs Apache Kafka (--broker kafka or auto)")
                 kind: str = broker_kind
-                svc: Any = new_broker(broker_kind, data_dir / kind)
+                svc: Any = (
+                    new_cluster(data_dir / "kafka-cluster", brokers)
+                    if brokers > 1
+                    else new_broker(broker_kind, data_dir / kind)
+                )
             else:
                 kind = "redis"
                 svc = new_redis(data_dir / "redis")
+            if isinstance(svc, KafkaCluster):
+                _say(f"{service}: starting a {len(svc.nodes)}-broker kafka cluster in {svc.data_dir} ...")
+                svc.start(args.timeout)
+                started.append(svc)
+                state[service] = {
+                    "kind": kind,
+                    "brokers": len(svc.nodes),
+                    "url": svc.url,
+                    "data_dir": str(svc.data_dir),
+                    "nodes": [_entry_of(node) for node in svc.nodes],
+                }
+                _save_state(data_dir, state)
+                _say(f"{service}: kafka cluster running, pids {svc.pids}, {svc.url}")
+                exports[env_name] = svc.url
+                continue
             _say(f"{service}: starting {kind} (log {svc.log_path}) ...")
             svc.start(args.timeout)
             started.append(svc)
-            state[service] = {
-                "kind": kind,
-                "pid": svc.pid,
-                "port": svc.port,
-                "url": svc.url,
-                "data_dir": str(svc.data_dir),
-                "log": str(svc.log_path),
-                "marker": svc.marker,
-            }
+            state[service] = {"kind": kind, **_entry_of(svc)}
             _save_state(data_dir, state)
             _say(f"{service}: {kind} running, pid {svc.pid}, {svc.url}")
             exports[env_name] = svc.url
     except ServiceError as exc:
         for svc in started:
             svc.stop()
-            state = {k: v for k, v in state.items() if v.get("pid") != svc.pid}
+            state = {k: v for k, v in state.items() if v.get("url") != svc.url}
         _save_state(data_dir, state)
         _say(f"error: {exc}")
         return 1
@@ -184,11 +229,12 @@ def cmd_down(args: argparse.Namespace) -> int:
         _say(f"nothing recorded in {_state_path(data_dir)}: nothing to stop")
         return 0
     for service, entry in state.items():
-        if entry_running(entry):
-            stop_pid(int(entry["pid"]))
-            _say(f"{service}: stopped {entry.get('kind')} (pid {entry['pid']})")
-        else:
-            _say(f"{service}: {entry.get('kind')} was not running")
+        for node in entry.get("nodes") or [entry]:
+            if entry_running(node):
+                stop_pid(int(node["pid"]))
+                _say(f"{service}: stopped {entry.get('kind')} (pid {node['pid']})")
+            else:
+                _say(f"{service}: {entry.get('kind')} (pid {node.get('pid')}) was not running")
     _state_path(data_dir).unlink(missing_ok=True)
     return 0
 
@@ -199,8 +245,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = load_state(data_dir)
     report: dict[str, dict[str, Any]] = {}
     for service, entry in state.items():
-        hp = _port_of(str(entry.get("url", "")))
-        alive = entry_running(entry) and hp is not None and tcp_ready(*hp)
+        urls = [str(n.get("url", "")) for n in entry.get("nodes") or [entry]]
+        ports = [_port_of(u) for u in urls]
+        alive = entry_running(entry) and all(hp is not None and tcp_ready(*hp) for hp in ports)
         report[service] = {**entry, "running": alive}
     for service, env_name in ENV_FOR.items():
         if service not in report and os.environ.get(env_name):
@@ -215,6 +262,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         for service, entry in report.items():
             word = "running" if entry["running"] else "NOT running"
             pid = f" pid {entry['pid']}" if "pid" in entry else ""
+            if "nodes" in entry:
+                pids = " ".join(str(n.get("pid")) for n in entry["nodes"])
+                pid = f" {len(entry['nodes'])} brokers, pids {pids}"
             print(f"{service}: {entry['kind']}{pid} {entry['url']} {word}")
     return 0 if report and all(e["running"] for e in report.values()) else 3
 

@@ -142,7 +142,11 @@ def _new_cluster_id() -> str:
 
 
 class KafkaBroker(BrokerProcess):
-    """One Apache Kafka process in KRaft combined mode (broker + controller), loopback only."""
+    """One Apache Kafka process in KRaft combined mode (broker + controller), loopback only.
+
+    Alone by default; a node of a cluster (`kafka_cluster.KafkaCluster`) with `node_id`,
+    `quorum_voters`, the shared `cluster_id` and the cluster's `replication` for internal topics.
+    """
 
     name = "kafka"
 
@@ -152,10 +156,19 @@ class KafkaBroker(BrokerProcess):
         port: int | None = None,
         controller_port: int | None = None,
         heap: str = "512m",
+        *,
+        node_id: int = 1,
+        quorum_voters: str | None = None,
+        cluster_id: str | None = None,
+        replication: int = 1,
     ) -> None:
         super().__init__(data_dir, port)
         self.controller_port: int = controller_port or 0
         self.heap = heap
+        self.node_id = node_id
+        self.quorum_voters = quorum_voters
+        self.cluster_id = cluster_id
+        self.replication = replication
 
     @property
     def properties_path(self) -> Path:
@@ -178,7 +191,7 @@ class KafkaBroker(BrokerProcess):
             return  # formatted before: keep the data
         id_file = self.data_dir / "cluster.id"
         if not id_file.is_file():
-            id_file.write_text(_new_cluster_id())
+            id_file.write_text(self.cluster_id or _new_cluster_id())
         cmd = [
             java, *self._jvm_opts(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
             "-t", id_file.read_text().strip(), "-c", str(self.properties_path), "--ignore-formatted",
@@ -201,10 +214,11 @@ class KafkaBroker(BrokerProcess):
 
     def _properties(self, log_dir: Path) -> str:
         h, p, c = self.host, self.port, self.controller_port
+        rf = self.replication
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{h}:{c}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.quorum_voters or f"{self.node_id}@{h}:{c}",
             "listeners": f"PLAINTEXT://{h}:{p},CONTROLLER://{h}:{c}",
             "advertised.listeners": f"PLAINTEXT://{h}:{p}",
             "controller.listener.names": "CONTROLLER",
@@ -212,12 +226,13 @@ class KafkaBroker(BrokerProcess):
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(log_dir),
             "num.partitions": "1",
-            "default.replication.factor": "1",
+            "default.replication.factor": str(rf),
+            # kpistream's topics state their own min.insync.replicas (KPISTREAM_MIN_INSYNC_REPLICAS).
             "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": str(rf),
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": str(rf),
+            "transaction.state.log.min.isr": str(min(rf, 2)),
             "transaction.state.log.num.partitions": "10",
             "group.initial.rebalance.delay.ms": "0",
             # short broker session: after a crash the restarted broker must wait out the old one

@@ -169,6 +169,14 @@ class ManagedProcess:
         """Spawn the service and block until it accepts clients; ServiceError (with log) otherwise."""
         if self.is_running():
             return self
+        self.spawn()
+        self.wait_ready(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it: nodes of a cluster are ready only together."""
+        if self.is_running():
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
@@ -195,8 +203,6 @@ class ManagedProcess:
             except OSError as exc:
                 raise ServiceError(f"{self.name}: cannot run {cmd[0]}: {exc}") from exc
         self.pid = self._popen.pid
-        self._wait_ready(timeout)
-        return self
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM then SIGKILL; safe to call twice or on a service that never started."""
@@ -225,7 +231,8 @@ class ManagedProcess:
         return f"{type(self).__name__}(url={self.url!r}, pid={self.pid}, data_dir={str(self.data_dir)!r})"
 
     # -- internals ------------------------------------------------------------------------------
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the spawned process accepts clients; stop it and raise ServiceError otherwise."""
         deadline = time.monotonic() + timeout
         last_error = ""
         while time.monotonic() < deadline:

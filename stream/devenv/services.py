@@ -6,6 +6,7 @@ import os
 from typing import Literal
 
 from stream.devenv.kafka import KafkaBroker, kafka_available
+from stream.devenv.kafka_cluster import KafkaCluster
 from stream.devenv.redis import RedisServer
 from stream.devenv.tansu import TansuBroker, tansu_available
 from stream.errors import ServiceError
@@ -37,6 +38,13 @@ def new_broker(kind: BrokerKind, data_dir: str | os.PathLike[str], port: int | N
     if kind == "kafka":
         return KafkaBroker(data_dir, port)
     return TansuBroker(data_dir, port)
+
+
+def new_cluster(data_dir: str | os.PathLike[str], brokers: int) -> KafkaCluster:
+    """An unstarted Apache Kafka cluster of `brokers` nodes keeping its files in `data_dir`."""
+    if not kafka_available():
+        raise ServiceError("a Kafka cluster needs Apache Kafka: Java 17+ and its jars or Maven")
+    return KafkaCluster(data_dir, brokers)
 
 
 def new_redis(data_dir: str | os.PathLike[str], port: int | None = None) -> RedisServer:

@@ -20,7 +20,8 @@ from stream.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
-TopicSpec = tuple[int, Mapping[str, str]]
+# (partitions, config) or (partitions, config, replication_factor): see stream.topics.TopicSpec.
+TopicSpec = tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], int]
 
 _TOPIC_ALREADY_EXISTS = 36
 _T = TypeVar("_T")
@@ -37,7 +38,9 @@ async def create_topics(
     replication_factor: int = 1,
     timeout: float = 30.0,
 ) -> list[str]:
-    """Create each `{name: (partitions, config)}`; existing topics are left as they are.
+    """Create each `{name: (partitions, config[, replication_factor])}`; existing ones are left as is.
+
+    A spec without its own replication factor gets `replication_factor`.
 
     Returns the names that were created now. Waits until every topic has a leader for every
     partition, so the caller can produce at once. Raises ServiceError on any other broker error.
@@ -47,15 +50,7 @@ async def create_topics(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=15000)
     try:
         await admin.start()
-        new = [
-            NewTopic(
-                name=name,
-                num_partitions=int(partitions),
-                replication_factor=replication_factor,
-                topic_configs={k: str(v) for k, v in config.items()},
-            )
-            for name, (partitions, config) in topics.items()
-        ]
+        new = [_new_topic(name, spec, replication_factor) for name, spec in topics.items()]
         response = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
         created: list[str] = []
         errors: list[str] = []
@@ -78,6 +73,17 @@ async def create_topics(
         raise ServiceError(f"cannot create topics on {bootstrap}: {type(exc).__name__}: {exc}") from exc
     finally:
         await admin.close()
+
+
+def _new_topic(name: str, spec: TopicSpec, replication_factor: int) -> NewTopic:
+    partitions, config = spec[0], spec[1]
+    replicas = spec[2] if len(spec) > 2 else replication_factor
+    return NewTopic(
+        name=name,
+        num_partitions=int(partitions),
+        replication_factor=int(replicas),
+        topic_configs={k: str(v) for k, v in config.items()},
+    )
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:

@@ -216,3 +216,36 @@ def test_dev_up_uses_configured_services(tmp_path: Path) -> None:
     finally:
         down = kpistream("dev", "down", "--data-dir", data, env=env)
     assert down.returncode == 0
+
+
+@pytest.mark.skipif(not kafka_available(), reason="needs Java 17+")
+def test_dev_up_three_brokers(tmp_path: Path) -> None:
+    data = str(tmp_path / "dev")
+    env = {**_clean_env(), "KPISTREAM_REDIS_URL": "redis://127.0.0.1:1/0"}  # the cluster only
+    up = kpistream("dev", "up", "--brokers", "3", "--data-dir", data, env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        url = _exports(up.stdout)["KPISTREAM_BROKER"]
+        assert url.startswith("kafka://127.0.0.1:") and url.count(";") == 2
+        bootstrap = url.split("://", 1)[1].replace(";", ",")
+        topic = _topic()
+        create_topics_sync(bootstrap, {topic: (2, {"min.insync.replicas": "2"}, 3)})
+        assert len(asyncio.run(_roundtrip(bootstrap, topic, 3))) == 3
+        replicas = asyncio.run(_replicas(bootstrap, topic))
+        assert replicas == [[1, 2, 3], [1, 2, 3]]
+        status = kpistream("dev", "status", "--data-dir", data, env=env)
+        assert "3 brokers" in status.stdout
+    finally:
+        down = kpistream("dev", "down", "--data-dir", data, env=env)
+    assert down.returncode == 0, down.stderr
+    assert kpistream("dev", "status", "--data-dir", data, env=env).returncode == 3
+
+
+async def _replicas(bootstrap: str, topic: str) -> list[list[int]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (desc,) = await admin.describe_topics([topic])
+        return [sorted(p["replicas"]) for p in sorted(desc["partitions"], key=lambda p: p["partition"])]
+    finally:
+        await admin.close()

@@ -149,3 +149,45 @@ def test_start_refuses_a_port_in_use(tmp_path: Path) -> None:
         with pytest.raises(ServiceError, match="already in use"):
             fake.start(timeout=5)
         assert fake.pid is None
+
+
+def test_cluster_nodes_share_the_quorum_and_replicate_internal_topics(tmp_path: Path) -> None:
+    from stream.devenv.kafka_cluster import KafkaCluster
+
+    cluster = KafkaCluster(tmp_path, brokers=3)
+    props = [
+        dict(line.split("=", 1) for line in n._properties(tmp_path / "d").splitlines() if "=" in line)
+        for n in cluster.nodes
+    ]
+    assert [p["node.id"] for p in props] == ["1", "2", "3"]
+    voters = props[0]["controller.quorum.voters"]
+    assert voters.count("@127.0.0.1:") == 3 and all(p["controller.quorum.voters"] == voters for p in props)
+    assert all(p["offsets.topic.replication.factor"] == "3" for p in props)
+    assert all(p["transaction.state.log.min.isr"] == "2" for p in props)
+    assert len({n.port for n in cluster.nodes} | {n.controller_port for n in cluster.nodes}) == 6
+    assert cluster.url == "kafka://" + ";".join(f"127.0.0.1:{n.port}" for n in cluster.nodes)
+    assert bootstrap_of(cluster.url) == cluster.bootstrap
+    assert len({n.cluster_id for n in cluster.nodes}) == 1
+
+
+def test_cluster_entry_runs_only_when_every_node_does() -> None:
+    me = {"pid": os.getpid(), "marker": Path(sys.executable).name}
+    gone = {"pid": 2**22 + 12345, "marker": "x"}
+    assert command.entry_running({"kind": "kafka", "nodes": [me, me, me]})
+    assert not command.entry_running({"kind": "kafka", "nodes": [me, gone, me]})
+
+
+def test_dev_up_refuses_a_tansu_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parser = argparse.ArgumentParser(prog="kpistream")
+    command.register(parser.add_subparsers(dest="command"))
+    monkeypatch.setenv("KPISTREAM_REDIS_URL", "redis://127.0.0.1:1/0")  # start no Redis
+    monkeypatch.delenv("KPISTREAM_BROKER", raising=False)
+    for extra, message in (
+        (["--broker", "tansu", "--brokers", "3"], "Apache Kafka"),
+        (["--brokers", "0"], "at least 1"),
+    ):
+        args = parser.parse_args(["dev", "up", "--data-dir", str(tmp_path), *extra])
+        assert args.func(args) == 1
+        assert message in capsys.readouterr().err
