@@ -16,7 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.commands.validate",
     "stream.commands.score",
     "stream.commands.strategy",
-    "stream.devenv.command",
+    "stream.commands.dev",
     "stream.commands.demo",
     "stream.commands.simulate",
     "stream.commands.importers",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.bench.progress import say
-from stream.devenv.topics import bootstrap_of
+from stream.topic_admin import bootstrap_of
 
 
 @dataclass

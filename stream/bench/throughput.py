@@ -23,8 +23,8 @@ from stream.bench.progress import BenchError, say
 from stream.bench.services import Services, flush_redis
 from stream.bench.worker import BenchWorker, running_worker
 from stream.bench.workload import Message, fingerprint, produce_sync, simulated_events, to_messages
-from stream.devenv.topics import create_topics_sync
 from stream.devtools.worker_process import WorkerFailed
+from stream.topic_admin import create_topics_sync
 
 REPO = Path(__file__).resolve().parents[2]
 

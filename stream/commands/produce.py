@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
         if not args.no_create_topics:
-            from stream.devenv.topics import create_topics
+            from stream.topic_admin import create_topics
 
             asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
         sent, rejected = asyncio.run(

@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         progress = ProgressLine(len(events), enabled=not args.quiet)
         if args.produce:
             if not args.no_create_topics:
-                from stream.devenv.topics import create_topics
+                from stream.topic_admin import create_topics
                 from stream.topics import topic_specs
 
                 asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         book = load_book(settings.strategies)
         if args.action == "set":
             strategy = book.get(args.name)
-            from stream.devenv.topics import create_topics
+            from stream.topic_admin import create_topics
             from stream.topics import topic_specs
 
             asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))

@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def create_all_topics(settings: Settings) -> None:
-    from stream.devenv.topics import create_topics
+    from stream.topic_admin import create_topics
     from stream.topics import topic_specs
 
     asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))

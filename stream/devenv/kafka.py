@@ -28,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stream.devenv.process import BrokerProcess, free_port, log_tail, pid_alive, stop_pid
-from stream.devenv.topics import metadata_ready_sync
 from stream.errors import ServiceError
+from stream.topic_admin import metadata_ready_sync
 
 KAFKA_VERSION = "3.9.1"
 POM_PATH = Path(__file__).with_name("kafka-pom.xml")

@@ -20,8 +20,8 @@ from typing import Self
 
 from stream.devenv.kafka import KafkaBroker, _new_cluster_id
 from stream.devenv.process import LOOPBACK, free_port
-from stream.devenv.topics import run_sync
 from stream.errors import ServiceError
+from stream.topic_admin import run_sync
 
 
 def _free_ports(n: int) -> list[int]:

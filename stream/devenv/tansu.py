@@ -22,8 +22,8 @@ import shutil
 from collections.abc import Sequence
 
 from stream.devenv.process import BrokerProcess
-from stream.devenv.topics import metadata_ready_sync
 from stream.errors import ServiceError
+from stream.topic_admin import metadata_ready_sync
 
 
 def tansu_binary() -> str:

@@ -18,7 +18,7 @@ from stream.devenv.kafka import KafkaBroker, kafka_available
 from stream.devenv.process import pid_alive
 from stream.devenv.redis import RedisServer
 from stream.devenv.tansu import TansuBroker
-from stream.devenv.topics import create_topics, create_topics_sync
+from stream.topic_admin import create_topics, create_topics_sync
 
 pytestmark = pytest.mark.integration
 

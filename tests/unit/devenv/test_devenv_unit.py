@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from stream.devenv import command
+from stream.commands import dev as command
 from stream.devenv.kafka import KafkaBroker, _new_cluster_id, java_major
 from stream.devenv.process import ManagedProcess, free_port, log_tail, pid_alive, stop_pid
 from stream.devenv.services import pick_broker_kind
-from stream.devenv.topics import bootstrap_of
 from stream.errors import ServiceError
+from stream.topic_admin import bootstrap_of
 
 
 def test_cluster_id_is_kafka_uuid_form() -> None:

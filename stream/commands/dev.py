@@ -14,12 +14,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stream.devenv.process import pid_alive, pid_cmdline, stop_pid, tcp_ready
+from stream.commands.dev_only import require_dev_packages
 from stream.errors import ServiceError
 
 DEFAULT_DATA_DIR = ".kpistream/dev"
 STATE_FILE = "state.json"
 ENV_FOR = {"broker": "KPISTREAM_BROKER", "redis": "KPISTREAM_REDIS_URL"}
+
+
+def _process() -> Any:
+    """stream.devenv.process, which only a source checkout has (the dev environment is not in the wheel)."""
+    require_dev_packages("dev", "stream.devenv")
+    from stream.devenv import process
+
+    return process
 
 
 def register(subparsers: Any) -> None:
@@ -116,10 +124,10 @@ def entry_running(entry: dict[str, Any]) -> bool:
     if isinstance(nodes, list) and nodes:
         return all(isinstance(n, dict) and entry_running(n) for n in nodes)
     pid = entry.get("pid")
-    if not isinstance(pid, int) or not pid_alive(pid):
+    if not isinstance(pid, int) or not _process().pid_alive(pid):
         return False
     marker = str(entry.get("marker", ""))
-    cmdline = pid_cmdline(pid)
+    cmdline = _process().pid_cmdline(pid)
     return not cmdline or marker in cmdline
 
 
@@ -231,7 +239,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     for service, entry in state.items():
         for node in entry.get("nodes") or [entry]:
             if entry_running(node):
-                stop_pid(int(node["pid"]))
+                _process().stop_pid(int(node["pid"]))
                 _say(f"{service}: stopped {entry.get('kind')} (pid {node['pid']})")
             else:
                 _say(f"{service}: {entry.get('kind')} (pid {node.get('pid')}) was not running")
@@ -247,13 +255,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     for service, entry in state.items():
         urls = [str(n.get("url", "")) for n in entry.get("nodes") or [entry]]
         ports = [_port_of(u) for u in urls]
-        alive = entry_running(entry) and all(hp is not None and tcp_ready(*hp) for hp in ports)
+        alive = entry_running(entry) and all(hp is not None and _process().tcp_ready(*hp) for hp in ports)
         report[service] = {**entry, "running": alive}
     for service, env_name in ENV_FOR.items():
         if service not in report and os.environ.get(env_name):
             url = os.environ[env_name]
             hp = _port_of(url)
-            report[service] = {"kind": "external", "url": url, "running": hp is not None and tcp_ready(*hp)}
+            report[service] = {
+                "kind": "external",
+                "url": url,
+                "running": hp is not None and _process().tcp_ready(*hp),
+            }
     if args.json:
         print(json.dumps(report, indent=2))
     elif not report:
@@ -270,8 +282,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m stream.devenv.command up|down|status`: the same commands without the full CLI."""
-    parser = argparse.ArgumentParser(prog="python -m stream.devenv.command")
+    """`python -m stream.commands.dev up|down|status`: the same commands without the full CLI."""
+    parser = argparse.ArgumentParser(prog="python -m stream.commands.dev")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     register(sub)
     args = parser.parse_args(["dev", *(sys.argv[1:] if argv is None else argv)])
