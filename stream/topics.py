@@ -86,7 +86,3 @@ def faust_topic_class(settings: Settings) -> Any:
             super().__init__(*args, config={**extra, **(config or {})}, **kwargs)
 
     return ReplicatedTopic
-
-
-def input_topic(settings: Settings, stream: str) -> str:
-    return settings.topic(INPUT_TOPICS[stream])

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -254,16 +254,6 @@ class ManagedProcess:
             f"{self.name} not ready on {self.host}:{self.port} after {timeout:.0f}s"
             f"{' (' + last_error + ')' if last_error else ''}; log {self.log_path}:\n{self.tail()}"
         )
-
-
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll `check` until it returns True or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return check()
 
 
 class BrokerProcess(ManagedProcess):
