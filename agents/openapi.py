@@ -10,7 +10,7 @@ import copy
 from functools import cache
 from typing import Any
 
-from schemas.outputs import alert_schema, queue_kpis_schema, scorecard_schema
+from schemas.outputs import alert_schema, json_object, queue_kpis_schema, scorecard_schema
 from stream.core.kpis import OPERATOR_KPIS
 from stream.core.live import LIVE_FIELDS
 
@@ -24,15 +24,6 @@ def _ref(name: str) -> dict[str, str]:
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"oneOf": [schema, {"type": "null"}]}
-
-
-def _obj(props: dict[str, Any], description: str = "", *, closed: bool = True) -> dict[str, Any]:
-    s: dict[str, Any] = {"type": "object", "required": list(props), "properties": props}
-    if closed:
-        s["additionalProperties"] = False
-    if description:
-        s["description"] = description
-    return s
 
 
 def _record(schema: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +74,7 @@ def _period_param(kinds: list[str], default: str) -> dict[str, Any]:
 
 def _schemas() -> dict[str, Any]:
     ratio = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
-    band = _obj(
+    band = json_object(
         {
             "green": {"type": "number"},
             "red": {"type": "number"},
@@ -91,24 +82,26 @@ def _schemas() -> dict[str, Any]:
         },
         "Green at or better than `green`, red worse than `red`, amber between.",
     )
-    kpi_colours = _obj(dict.fromkeys(("sl", "lcr", "car", "answer_rate"), COLOUR))
+    kpi_colours = json_object(dict.fromkeys(("sl", "lcr", "car", "answer_rate"), COLOUR))
     by_period = {"rolling": None, "day": None, "month": None}
-    queue_row = _obj(
+    queue_row = json_object(
         {
             "scope": {"enum": ["queue", "center"]},
             "queue": {"type": "string", "minLength": 1},
-            "bands": _obj(dict.fromkeys(("sl", "lcr", "car", "answer_rate", "longest_wait_s"), _ref("Band"))),
-            "periods": _obj(
+            "bands": json_object(
+                dict.fromkeys(("sl", "lcr", "car", "answer_rate", "longest_wait_s"), _ref("Band"))
+            ),
+            "periods": json_object(
                 {k: _nullable(_ref("QueueKpis")) for k in by_period},
                 "The published record of each period; null when nothing was published for it.",
             ),
-            "status": _obj(
+            "status": json_object(
                 {k: _nullable(kpi_colours) for k in by_period},
                 "Colour of each KPI by period, from `bands`.",
             ),
         }
     )
-    period_keys = _obj(
+    period_keys = json_object(
         {
             "rolling": {"const": "rolling"},
             "day": {"type": ["string", "null"], "pattern": "^day:[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
@@ -116,20 +109,20 @@ def _schemas() -> dict[str, Any]:
         },
         "The current periods: the newest day and month present in Redis (event time).",
     )
-    entry = _obj(
+    entry = json_object(
         {
             "rank": {"type": "integer", "minimum": 1, "description": "Equal F share a rank."},
             "operator_id": {"type": "string", "minLength": 1},
             "f": {"type": "number", "description": "The score F of CONTRACT.md section 3."},
             "fund_share": {**ratio, "description": "Share of the period's bonus fund; null if the sum is 0."},
             "strategy": {"type": ["string", "null"]},
-            "kpis": _obj(dict.fromkeys(OPERATOR_KPIS, ratio)),
+            "kpis": json_object(dict.fromkeys(OPERATOR_KPIS, ratio)),
             "presented": {"type": "integer", "description": "Calls presented to the operator."},
             "updated_at": {"type": ["string", "null"], "format": "date-time"},
         }
     )
     entry["properties"]["bonus"] = {"type": ["number", "null"], "description": "With KPISTREAM_FUND_AMOUNT."}
-    live = _obj(
+    live = json_object(
         {
             "queue": {"type": "string", "minLength": 1},
             **{k: {"type": "integer", "minimum": 0} for k in LIVE_FIELDS},
@@ -144,12 +137,12 @@ def _schemas() -> dict[str, Any]:
         "Band": band,
         "PeriodKeys": period_keys,
         "QueueRow": queue_row,
-        "QueuesResponse": _obj(
+        "QueuesResponse": json_object(
             {
                 "period_keys": _ref("PeriodKeys"),
                 "center": _ref("QueueRow"),
                 "queues": {"type": "array", "items": _ref("QueueRow")},
-                "thresholds": _obj(
+                "thresholds": json_object(
                     {
                         "sl_threshold_s": {"type": "number", "description": "T of the service level."},
                         "email_threshold_s": {
@@ -163,7 +156,7 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "LeaderboardEntry": entry,
-        "LeaderboardResponse": _obj(
+        "LeaderboardResponse": json_object(
             {
                 "period": {"enum": ["rolling", "day", "month"]},
                 "period_key": {"type": ["string", "null"], "pattern": PERIOD_KEY},
@@ -172,16 +165,16 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "LiveQueue": live,
-        "LiveResponse": _obj({"queues": {"type": "array", "items": _ref("LiveQueue")}}),
-        "AlertsResponse": _obj(
+        "LiveResponse": json_object({"queues": {"type": "array", "items": _ref("LiveQueue")}}),
+        "AlertsResponse": json_object(
             {"alerts": {"type": "array", "items": _ref("Alert"), "description": "Oldest first."}}
         ),
-        "ScorecardResponse": _obj(
+        "ScorecardResponse": json_object(
             {
                 "period": {"enum": ["day", "month"]},
                 "period_key": {"type": ["string", "null"]},
                 "scorecard": _nullable(_ref("Scorecard")),
-                "status": _obj(
+                "status": json_object(
                     dict.fromkeys(
                         (
                             "customer.fcr",
@@ -196,7 +189,7 @@ def _schemas() -> dict[str, Any]:
                 ),
             }
         ),
-        "PeriodsResponse": _obj(
+        "PeriodsResponse": json_object(
             {
                 "strategy": {"type": "object"},
                 "watermark": {"type": "integer", "description": "Newest event time seen (ms)."},
@@ -205,7 +198,7 @@ def _schemas() -> dict[str, Any]:
             "The workers' own tables, not Redis.",
             closed=False,
         ),
-        "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}}),
+        "Error": json_object({"error": {"type": "string"}, "detail": {"type": "string"}}),
         "ClusterError": {
             "type": "object",
             "required": ["error", "detail"],

@@ -29,7 +29,7 @@ def _ratio(description: str = "") -> dict[str, Any]:
     return s
 
 
-def _object(props: dict[str, Any], description: str = "", *, closed: bool = True) -> dict[str, Any]:
+def json_object(props: dict[str, Any], description: str = "", *, closed: bool = True) -> dict[str, Any]:
     s: dict[str, Any] = {"type": "object", "required": list(props), "properties": props}
     if closed:
         s["additionalProperties"] = False
@@ -39,7 +39,7 @@ def _object(props: dict[str, Any], description: str = "", *, closed: bool = True
 
 
 def _counts(fields: tuple[str, ...]) -> dict[str, Any]:
-    return _object(
+    return json_object(
         {f: {"type": "integer"} for f in fields},
         "The counts behind the KPIs, every field present (zeros included).",
     )
@@ -69,7 +69,7 @@ def operator_score_schema() -> dict[str, Any]:
             "minLength": 1,
             "description": "The strategy (weights) F was computed with.",
         },
-        "kpis": _object({k: _ratio() for k in OPERATOR_KPIS}, _UNDEFINED),
+        "kpis": json_object({k: _ratio() for k in OPERATOR_KPIS}, _UNDEFINED),
         "counts": _counts(OPERATOR_COUNT_FIELDS),
         "f": {"type": "number", "description": "F = K1*SL - K2*LCR + K3*FCR - K4*CAR + K5*FAC + K6*RT."},
         "fund_share": _ratio(
@@ -77,7 +77,7 @@ def operator_score_schema() -> dict[str, Any]:
         ),
         "updated_at": _ts("When the record was computed (UTC)."),
     }
-    s = _object(props, "")
+    s = json_object(props, "")
     s["properties"]["bonus"] = {
         "type": ["string", "null"],
         "pattern": AMOUNT_TEXT,
@@ -103,11 +103,11 @@ def queue_kpis_schema() -> dict[str, Any]:
         "queue": {"type": "string", "minLength": 1, "description": "The queue, or _center for the centre."},
         "period": _PERIOD,
         "period_key": _PERIOD_KEY,
-        "kpis": _object({k: _ratio() for k in QUEUE_KPIS}, _UNDEFINED),
+        "kpis": json_object({k: _ratio() for k in QUEUE_KPIS}, _UNDEFINED),
         "counts": _counts(QUEUE_COUNT_FIELDS),
         "updated_at": _ts("When the record was computed (UTC)."),
     }
-    s = _object(props)
+    s = json_object(props)
     s["if"] = {"properties": {"scope": {"const": "center"}}}
     s["then"] = {"properties": {"queue": {"const": "_center"}}}
     return {
@@ -126,10 +126,10 @@ def scorecard_schema() -> dict[str, Any]:
         "period": {"enum": ["day", "month"]},
         "period_key": {"type": "string", "pattern": DAY_OR_MONTH_KEY},
         "period_start": {"type": "string", "format": "date-time"},
-        "customer": _object(
+        "customer": json_object(
             {"fcr": _ratio(), "fcr_contacts": {"type": "integer"}, "fcr_resolved": {"type": "integer"}}
         ),
-        "finance": _object(
+        "finance": json_object(
             {
                 "cost": num,
                 "orders": count,
@@ -138,10 +138,10 @@ def scorecard_schema() -> dict[str, Any]:
                 "cost_per_order_value": num,
             }
         ),
-        "operations": _object(
+        "operations": json_object(
             {"answer_rate": _ratio(), "offered": {"type": "integer"}, "answered": {"type": "integer"}}
         ),
-        "growth": _object(
+        "growth": json_object(
             {
                 "headcount_start": count,
                 "headcount_end": count,
@@ -163,7 +163,7 @@ def scorecard_schema() -> dict[str, Any]:
         "$schema": DRAFT,
         "title": "kpi.scorecard value",
         "description": "The balanced scorecard of one day or month (CONTRACT.md section 6; key: period_key).",
-        **_object(props),
+        **json_object(props),
     }
 
 
@@ -188,7 +188,7 @@ def alert_schema() -> dict[str, Any]:
         "$schema": DRAFT,
         "title": "kpi.alerts value",
         "description": "An LCR or CAR alert firing or resolved (CONTRACT.md section 7; key: alert_id).",
-        **_object(props, closed=False),
+        **json_object(props, closed=False),
     }
 
 

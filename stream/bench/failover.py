@@ -164,9 +164,10 @@ def redis_mismatches(client: Any, report: Mapping[str, Any]) -> list[str]:
     return bad
 
 
-def report_of(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
+def _kpistream(env: Mapping[str, str], *args: str) -> str:
+    """Run a kpistream command of this checkout; its stdout, or FailoverError with its stderr."""
     out = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "report", "--events", str(path)],
+        [sys.executable, "-m", "stream.cli", *args],
         env=dict(env),
         cwd=REPO,
         capture_output=True,
@@ -175,23 +176,17 @@ def report_of(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         check=False,
     )
     if out.returncode != 0:
-        raise FailoverError(f"report failed: {out.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(out.stdout)
+        raise FailoverError(f"{args[0]} failed: {out.stderr[-2000:]}")
+    return out.stdout
+
+
+def report_of(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(_kpistream(env, "report", "--events", str(path)))
     return result
 
 
 def produce(path: Path, env: Mapping[str, str]) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "produce", "--events", str(path), "--quiet"],
-        env=dict(env),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise FailoverError(f"produce failed: {out.stderr[-2000:]}")
+    _kpistream(env, "produce", "--events", str(path), "--quiet")
 
 
 async def _group(bootstrap: str, group: str) -> tuple[str, int]:
