@@ -11,8 +11,9 @@ marker or a changed Redis server `run_id`, and the runner then writes the comple
 
 A period that left retention (measured from the vouched event time, CONTRACT.md s.1) is deleted:
 its operator, queue and centre hashes, its leaderboard and its scorecard, with one `retracted`
-message on `kpi:updates`. A complete write also deletes every such key of an out-of-retention
-period it finds by SCAN (written by an earlier run, or while this worker's retraction was lost).
+message on `kpi:updates`. A complete write (and the first write once event time is known) also
+deletes every such key of an out-of-retention period it finds by SCAN (written by an earlier run,
+another worker, or while this worker's retraction was lost).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class RedisSink:
         self.timeout_s = timeout_s
         self.marker = WriterKey(run_id or uuid.uuid4().hex).encode()
         self.witness = WriteWitness()
+        self._swept = False  # a write looked for stale periods since event time was known
         self._client: Any = None
 
     def _redis(self) -> Any:
@@ -128,11 +130,14 @@ class RedisSink:
         return self._client
 
     async def write(self, batch: Batch) -> None:
-        if not len(batch) and not batch.complete:
+        # A complete write, and the first write that knows event time (a restarted worker's first
+        # complete write comes before its first events), look for stale periods.
+        sweep = batch.complete or (not self._swept and batch.retention_watermark > 0)
+        if not len(batch) and not sweep:
             return
         try:
             client = self._redis()
-            stale = await self._stale_keys(client, batch) if batch.complete else {}
+            stale = await self._stale_keys(client, batch) if sweep else {}
             async with client.pipeline(transaction=False) as pipe:
                 if batch.complete:
                     # The server's run id and the marker first: a restart or flush during the pipeline
@@ -147,6 +152,8 @@ class RedisSink:
                 results = await pipe.execute()
             if batch.complete:
                 self.witness.wrote_complete(str(results[0].get("run_id", "")))
+            if sweep:
+                self._swept = batch.retention_watermark > 0
         except Exception as exc:  # redis raises many types (connection, timeout, OS errors)
             await self._reset()
             raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc

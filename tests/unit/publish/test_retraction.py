@@ -257,3 +257,16 @@ async def test_a_complete_write_deletes_stale_periods_it_finds(redis_db: tuple[s
     left = set(r.keys("kpi:*"))
     assert not {k for k in left if "1970" in k} - {"kpi:live:queue:q:day:1970-01-02"}
     assert {"kpi:op:x:day:2025-12-20", "kpi:live:queue:q:day:1970-01-02"} <= left
+
+
+async def test_a_restarted_worker_looks_once_event_time_is_known(redis_db: tuple[str, redis.Redis]) -> None:
+    url, r = redis_db
+    sink = RedisSink(url, KpiConfig())
+    await sink.write(Batch(complete=True))  # the first write of a run: event time not known yet
+    r.hset(f"kpi:op:x:{OLD_DAY}", "sl", "1")  # left by the run before the restart
+    await sink.write(Batch(retention_watermark=T0))  # the first write that knows event time
+    assert r.exists(f"kpi:op:x:{OLD_DAY}") == 0
+    r.hset(f"kpi:op:y:{OLD_DAY}", "sl", "1")
+    await sink.write(Batch(retention_watermark=T0 + 1))  # once: later batches do not scan
+    await sink.close()
+    assert r.exists(f"kpi:op:y:{OLD_DAY}") == 1
