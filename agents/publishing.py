@@ -46,7 +46,13 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
             PrometheusSink(pipeline.metrics),
         ]
     store = pipeline.store
-    reader = MappingReader(pipeline.agg_table, pipeline.cfg, lambda: store.watermark, pipeline.business)
+    reader = MappingReader(
+        pipeline.agg_table,
+        pipeline.cfg,
+        lambda: store.watermark,
+        pipeline.business,
+        retention_watermark=lambda: store.retention_watermark,
+    )
     publisher = Publisher(
         reader,
         sinks,

@@ -13,7 +13,7 @@ from stream.core.counts import Counts
 from stream.core.keys import BUSINESS_KEY, AggKey
 from stream.core.live import live_state
 from stream.core.outputs import operator_records, queue_record, scorecard_record
-from stream.core.periods import ROLLING, period_keys
+from stream.core.periods import ROLLING, is_expired, period_keys
 from stream.core.scoring import Fund, Strategy
 from stream.publish.change_filter import ChangeFilter
 from stream.publish.key_index import KeyIndex
@@ -28,12 +28,14 @@ class BuildScope:
 
     `full`: a resync, every record, the change filter neither consulted nor updated. `everything`:
     every record whose content changed (all of them after the filter was cleared). `live_all`: every
-    live queue (the watermark moved), else only those with a changed live key.
+    live queue (the watermark moved), else only those with a changed live key. `retention_watermark`:
+    the vouched event time; no record of a period out of retention at it is built.
     """
 
     dirty: frozenset[str]
     now_ms: int
     watermark: int
+    retention_watermark: int = 0
     full: bool = False
     everything: bool = False
     live_all: bool = False
@@ -73,22 +75,36 @@ class BatchBuilder:
         wm = scope.watermark
         day, month = period_keys(wm, self.cfg.tz) if wm > 0 else ("", "")
         complete = scope.full or (scope.everything and not len(self.changes))
-        batch = Batch(full=scope.full, complete=complete, current_day=day, current_month=month)
-        targets = self._targets(scope.dirty, wm)
+        batch = Batch(
+            full=scope.full,
+            complete=complete,
+            current_day=day,
+            current_month=month,
+            retention_watermark=scope.retention_watermark,
+        )
+        targets = self._targets(scope.dirty, scope.retention_watermark)
         self._operators(batch, scope, targets.op_periods, {day, month, ROLLING})
         self._queues(batch, scope, targets.queue_keys)
         self._live(batch, scope)
         self._scorecards(batch, scope, targets.card_periods)
         return batch
 
-    def _targets(self, dirty: Iterable[str], wm: int) -> _Targets:
+    def _targets(self, dirty: Iterable[str], retention_wm: int) -> _Targets:
+        # Periods out of retention were retracted (KeyIndex.expire) and are never built again.
+        cfg = self.cfg
         out = _Targets()
         for key in dirty:
             if key == BUSINESS_KEY:
-                biz_periods = self.reader.business().period_keys(self.cfg.tz)
-                out.card_periods |= self.index.retained_periods(wm, self.cfg) | biz_periods
+                biz_periods = {
+                    pk
+                    for pk in self.reader.business().period_keys(cfg.tz)
+                    if not is_expired(pk, retention_wm, cfg.tz, cfg.retention_days, cfg.retention_months)
+                }
+                out.card_periods |= self.index.retained_periods(retention_wm, cfg) | biz_periods
                 continue
             scope, _, pk = AggKey.decode(key)
+            if pk in self.index.retracted:
+                continue
             if scope == OP:
                 out.op_periods.add(pk)
             elif scope in (QUEUE, CENTER):
@@ -153,6 +169,7 @@ class BatchBuilder:
             return
         biz = self.reader.business()
         for pk in sorted(card_periods):
+            self.index.built_scorecard(pk)
             st = self.reader.read(f"{CENTER}||{pk}")
             rec = scorecard_record(pk, st.counts if st else {}, biz, self.cfg, scope.now_ms)
             self._emit(batch.scorecards, f"scorecard|{pk}", rec, scope.full)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from stream.sinks.base import Record
 
@@ -30,6 +31,11 @@ class ChangeFilter:
             return False
         self._published[key] = content
         return True
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the digests of records that were retracted (their period left retention)."""
+        for key in keys:
+            self._published.pop(key, None)
 
     def clear(self) -> None:
         self._published = {}

@@ -8,9 +8,10 @@ from collections.abc import Iterable
 
 from stream.core.aggregate import NOW
 from stream.core.config import KpiConfig
-from stream.core.contributions import OP
-from stream.core.keys import BUSINESS_KEY, AggKey
+from stream.core.contributions import CENTER, OP, QUEUE
+from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey
 from stream.core.periods import ROLLING, is_expired
+from stream.sinks.base import Retraction
 
 
 class KeyIndex:
@@ -18,20 +19,30 @@ class KeyIndex:
 
     Keys normally arrive through the publisher's `mark`; `rebuild` catches state that came without
     deltas (recovered from a changelog, rebalanced in) and drops keys that expired.
+
+    A period that left retention is `expire`d once: its keys leave the index and it is remembered
+    as retracted, so a key of it still in the table (the worker's sweep runs every few seconds) is
+    never indexed, and so never published, again. Retention only moves forward (the vouched
+    watermark never goes back), so a retracted period never comes back.
     """
 
     def __init__(self) -> None:
         self.known: set[str] = set()
         self.ops_by_period: defaultdict[str, set[str]] = defaultdict(set)
+        self.by_period: defaultdict[str, set[str]] = defaultdict(set)  # day/month -> its keys
         self.rolling: set[str] = set()
         self.now: set[str] = set()
         self.periods: set[str] = set()
+        self.cards: set[str] = set()  # periods whose scorecard was built (business-only ones too)
+        self.retracted: set[str] = set()  # periods out of retention: never indexed again
 
     def add(self, key: str) -> None:
         if key in self.known or key == BUSINESS_KEY:
             return
-        self.known.add(key)
         scope, sid, pk = AggKey.decode(key)
+        if pk in self.retracted:
+            return
+        self.known.add(key)
         if scope == OP:
             self.ops_by_period[pk].add(sys.intern(sid))
         if pk == ROLLING:
@@ -40,6 +51,7 @@ class KeyIndex:
             self.now.add(key)
         else:
             self.periods.add(pk)
+            self.by_period[pk].add(key)
 
     def forget(self, key: str) -> None:
         """Drop a key whose aggregate is gone (expired); its period stays until `rebuild`."""
@@ -53,22 +65,26 @@ class KeyIndex:
                 del self.ops_by_period[pk]
         self.rolling.discard(key)
         self.now.discard(key)
+        if pk in self.by_period:
+            self.by_period[pk].discard(key)
 
     def clear(self) -> None:
+        """Forget every key (a rebalance); the scorecards built and the retracted periods stay."""
         self.known = set()
         self.ops_by_period = defaultdict(set)
+        self.by_period = defaultdict(set)
         self.rolling = set()
         self.now = set()
         self.periods = set()
 
     def rebuild(self, keys: Iterable[str]) -> set[str]:
-        """Index exactly `keys` (a scan of the table); return the keys that were not known."""
+        """Index exactly `keys` (a scan of the table); return the indexed keys that were not known."""
         keys = set(keys)
         new = keys - self.known
         self.clear()
         for k in keys:
             self.add(k)
-        return new
+        return new & self.known  # keys of retracted periods are not indexed
 
     def operators(self, period_key: str) -> list[str]:
         """The operators with an aggregate in `period_key`, sorted."""
@@ -81,3 +97,32 @@ class KeyIndex:
             for pk in self.periods
             if not is_expired(pk, watermark, cfg.tz, cfg.retention_days, cfg.retention_months)
         }
+
+    def built_scorecard(self, period_key: str) -> None:
+        """A scorecard of `period_key` was built: it is retracted with the period."""
+        self.cards.add(period_key)
+
+    def expire(self, watermark: int, cfg: KpiConfig) -> list[Retraction]:
+        """Retract the periods out of retention at `watermark` (the vouched one): what to remove.
+
+        Each is returned once, with the operators and queues indexed in it, and never indexed again.
+        """
+        out: list[Retraction] = []
+        for pk in sorted(self.periods | self.cards):
+            if not is_expired(pk, watermark, cfg.tz, cfg.retention_days, cfg.retention_months):
+                continue
+            keys = self.by_period.pop(pk, set())
+            queues: set[str] = set()
+            for k in keys:
+                self.known.discard(k)
+                scope, sid, _ = AggKey.decode(k)
+                if scope == QUEUE:
+                    queues.add(sid)
+                elif scope == CENTER:
+                    queues.add(CENTER_ID)
+            ops = self.ops_by_period.pop(pk, set())
+            self.periods.discard(pk)
+            self.cards.discard(pk)
+            self.retracted.add(pk)
+            out.append(Retraction(pk, tuple(sorted(ops)), tuple(sorted(queues))))
+        return out

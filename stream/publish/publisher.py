@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 
 from stream.core.config import KpiConfig
-from stream.core.keys import BUSINESS_KEY
+from stream.core.contributions import CENTER, QUEUE
+from stream.core.keys import BUSINESS_KEY, CENTER_ID, agg_key
 from stream.core.scoring import Strategy
 from stream.metrics import Metrics
 from stream.publish.batch_builder import BatchBuilder, BuildScope
@@ -35,7 +36,7 @@ from stream.publish.key_index import KeyIndex
 from stream.publish.reader import AggReader
 from stream.publish.runner import SinkRunner, Sleep
 from stream.publish.score_cache import ScoreCache
-from stream.sinks.base import Batch, Record, Sink
+from stream.sinks.base import Batch, Record, Retraction, Sink
 from stream.strategies import StrategyBook
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Publisher:
         self._last_watermark = -1
         self._live_watermark = -1
         self._alerts: list[Record] = []
+        self._retractions: list[Retraction] = []  # periods out of retention, for the next batch
         self.active_alerts: Callable[[], list[Record]] = list
         self.runners = [
             SinkRunner(
@@ -185,6 +187,7 @@ class Publisher:
         """One batch: the records of dirty keys whose content changed (all records when `full`)."""
         now = int(self.clock() * 1000) if now_ms is None else now_ms
         wm = self.reader.watermark()
+        retention_wm = self.reader.retention_watermark()
         everything = self._everything
         if full or everything:
             self.refresh_index()
@@ -195,19 +198,43 @@ class Publisher:
                 self.index.add(k)
             if wm != self._last_watermark:
                 dirty |= self.index.rolling
+        self._retract(retention_wm)
         live_all = full or everything or wm != self._live_watermark
         if not full:
             self._everything = False
             self.dirty = set()
             self._last_watermark = wm
             self._live_watermark = wm
-        scope = BuildScope(frozenset(dirty), now, wm, full=full, everything=everything, live_all=live_all)
+        scope = BuildScope(
+            frozenset(dirty), now, wm, retention_wm, full=full, everything=everything, live_all=live_all
+        )
         batch = self.builder.build(scope)
         if full:
             batch.active_alerts = self.active_alerts()
+            # A resync of one sink: the others get the retractions with the next flush.
+            batch.retractions = list(self._retractions)
         else:
             batch.alerts, self._alerts = self._alerts, []
+            batch.retractions, self._retractions = self._retractions, []
         return batch
+
+    def _retract(self, retention_wm: int) -> None:
+        """Periods that left retention since the last build: held for the next batch, forgotten here."""
+        gone = self.index.expire(retention_wm, self.cfg)
+        for r in gone:
+            pk = r.period_key
+            log.info(
+                "period %s left retention: retracting %d operator and %d queue records",
+                pk,
+                len(r.operators),
+                len(r.queues),
+            )
+            self.changes.forget(
+                [f"op|{op}|{pk}" for op in r.operators]
+                + [agg_key(CENTER, "", pk) if q == CENTER_ID else agg_key(QUEUE, q, pk) for q in r.queues]
+                + [f"scorecard|{pk}"]
+            )
+        self._retractions.extend(gone)
 
     def build_full(self) -> Batch:
         """The complete state for a sink's resync; nothing while partitions move (the resync after

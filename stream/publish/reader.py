@@ -11,7 +11,11 @@ from stream.core.scorecard import BusinessState
 
 
 class AggReader(Protocol):
-    """Read access to the aggregates: keys, one state (rolling slid to the watermark), business facts."""
+    """Read access to the aggregates: keys, one state (rolling slid to the watermark), business facts.
+
+    `watermark` is the newest event time (where the rolling hour ends); `retention_watermark` the
+    vouched one (stream/core/eventtime.py), which decides which periods left retention.
+    """
 
     def keys(self) -> Iterable[str]: ...
 
@@ -20,6 +24,8 @@ class AggReader(Protocol):
     def business(self) -> BusinessState: ...
 
     def watermark(self) -> int: ...
+
+    def retention_watermark(self) -> int: ...
 
 
 def slid_copy(key: str, state: AggState, watermark: int, cfg: KpiConfig) -> AggState:
@@ -30,7 +36,10 @@ def slid_copy(key: str, state: AggState, watermark: int, cfg: KpiConfig) -> AggS
 
 
 class MappingReader:
-    """An AggReader over a mapping of aggregates (a dict, or a Faust table) and a watermark source."""
+    """An AggReader over a mapping of aggregates (a dict, or a Faust table) and watermark sources.
+
+    Without a `retention_watermark` source nothing is ever out of retention (0: event time unknown).
+    """
 
     def __init__(
         self,
@@ -38,11 +47,14 @@ class MappingReader:
         cfg: KpiConfig,
         watermark: Callable[[], int],
         business: Callable[[], BusinessState] = BusinessState,
+        *,
+        retention_watermark: Callable[[], int] | None = None,
     ) -> None:
         self.table = table
         self.cfg = cfg
         self._watermark = watermark
         self._business = business
+        self._retention_watermark = retention_watermark
 
     def keys(self) -> Iterable[str]:
         return list(self.table.keys())
@@ -58,3 +70,6 @@ class MappingReader:
 
     def watermark(self) -> int:
         return self._watermark()
+
+    def retention_watermark(self) -> int:
+        return self._retention_watermark() if self._retention_watermark is not None else 0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from stream.config import mask_secrets
 from stream.metrics import Metrics
-from stream.sinks.base import Batch, LossCheckedSink, Sink
+from stream.sinks.base import Batch, LossCheckedSink, Retraction, Sink
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,10 @@ class SinkRunner:
     A sink that can tell it lost data (`LossCheckedSink`, e.g. Redis restarted empty) is asked every
     `check_every_s` while the runner is idle; a loss, or a failed check, makes the next write the
     complete state, as a failed write does.
+
+    Retractions (periods that left retention) are not part of the complete state: those of a batch
+    that failed or was dropped are carried into the next batch written, so a compacted topic still
+    gets its tombstones.
     """
 
     def __init__(
@@ -53,16 +58,19 @@ class SinkRunner:
         self.busy = False
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.carried: list[Retraction] = []  # retractions of batches failed or dropped
 
     def offer(self, batch: Batch) -> None:
         """Queue a batch without waiting; when the queue is full, write the complete state instead."""
         if self.needs_full:
+            self.carried.extend(batch.retractions)
             self.wakeup.set()
             return
         try:
             self.queue.put_nowait(batch)
         except asyncio.QueueFull:
             log.warning("sink %s is behind: dropping its queue, writing the complete state", self.sink.name)
+            self.carried.extend(batch.retractions)
             self.needs_full = True
         self.wakeup.set()
 
@@ -70,9 +78,16 @@ class SinkRunner:
         """Drop every batch not yet written (a rebalance made them stale); return how many."""
         dropped = 0
         while not self.queue.empty():
-            self.queue.get_nowait()
+            self.carried.extend(self.queue.get_nowait().retractions)
             dropped += 1
         return dropped
+
+    def _with_carried(self, batch: Batch) -> Batch:
+        """`batch` with the retractions carried over first (a copy: batches are shared by sinks)."""
+        if not self.carried:
+            return batch
+        carried, self.carried = self.carried, []
+        return dataclasses.replace(batch, retractions=list(dict.fromkeys([*carried, *batch.retractions])))
 
     async def check_loss(self) -> bool:
         """Ask the sink whether its store lost data; a loss or a failed check asks for a full write."""
@@ -107,9 +122,9 @@ class SinkRunner:
             if self.needs_full:
                 self.needs_full = False
                 self.drop_queued()
-                return self.build_full()
+                return self._with_carried(self.build_full())
             if not self.queue.empty():
-                return self.queue.get_nowait()
+                return self._with_carried(self.queue.get_nowait())
             self.wakeup.clear()
             if due_in is None:
                 await self.wakeup.wait()
@@ -127,6 +142,7 @@ class SinkRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.carried = [*batch.retractions, *self.carried]
                 self.errors += 1
                 self.metrics.sink_errors_total.labels(self.sink.name).inc()
                 log.warning(

@@ -2,7 +2,8 @@
 
 A `Batch` holds complete records (stream/core/outputs.py), never partial updates, so a sink can
 write it as is; `full` says it is the complete current state (after a restart or a failure), which
-lets a sink that keeps its own view (Prometheus labels) drop what is not in it.
+lets a sink that keeps its own view (Prometheus labels) drop what is not in it. `retractions` name
+the day and month periods that left retention: a sink removes every record it holds of them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,23 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Retraction:
+    """A day or month period that left retention (CONTRACT.md s.1): every record of it goes.
+
+    `operators` and `queues` (`_center` for the centre) are the records the publisher knew of the
+    period, so that a sink that cannot list keys (a compacted topic) can remove each one; the
+    period's centre, leaderboard and scorecard go in any case.
+    """
+
+    period_key: str
+    operators: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return 1 + len(self.operators) + len(self.queues)
 
 
 @dataclass(slots=True)
@@ -23,10 +41,12 @@ class Batch:
     live: list[Record] = field(default_factory=list)  # kpi:live:queue:{queue} records
     alerts: list[Record] = field(default_factory=list)  # alert transitions, in order
     active_alerts: list[Record] | None = None  # with `full`: every firing alert (the rest are not)
+    retractions: list[Retraction] = field(default_factory=list)  # periods that left retention
     full: bool = False
     complete: bool = False  # holds every record this worker owns (a full batch, or the first one)
     current_day: str = ""
     current_month: str = ""
+    retention_watermark: int = 0  # the vouched event time retention was measured from (0: unknown)
 
     def __len__(self) -> int:
         return (
@@ -35,6 +55,7 @@ class Batch:
             + len(self.scorecards)
             + len(self.live)
             + len(self.alerts)
+            + len(self.retractions)
             + (len(self.active_alerts) if self.active_alerts is not None else 0)
         )
 

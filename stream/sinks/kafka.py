@@ -2,7 +2,9 @@
 
 Operator scores and queue KPIs are keyed by entity and period (stream/sinks/kafka_keys.py), so the
 compacted topics keep the latest record of every operator-period and queue-period; the scorecard is
-keyed by its period key.
+keyed by its period key. A period that left retention is removed with a tombstone (a null value)
+under each of its keys, so compaction drops it and a consumer that reads from the beginning
+rebuilds exactly the retained periods.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import json
 from typing import Any
 
 from stream.config import Settings, mask_secrets
+from stream.core.keys import CENTER_ID
 from stream.errors import SinkError
-from stream.sinks.base import Batch, Record
-from stream.sinks.kafka_keys import operator_score_key, queue_kpis_key
+from stream.sinks.base import Batch, Record, Retraction
+from stream.sinks.kafka_keys import ScoreKey, operator_score_key, queue_kpis_key
 from stream.topics import OPERATOR_SCORES, QUEUE_KPIS, SCORECARD
 
 
@@ -54,15 +57,29 @@ class KafkaSink:
             return
         try:
             producer = await self._start()
-            sends = [(self.scores_topic, r, operator_score_key(r)) for r in batch.operators]
-            sends += [(self.queues_topic, r, queue_kpis_key(r)) for r in batch.queues]
-            sends += [(self.scorecard_topic, r, str(r["period_key"]).encode()) for r in batch.scorecards]
-            futures = [await producer.send(t, _value(r), key=k) for t, r, k in sends]
+            sends = self._tombstones(batch.retractions)
+            sends += [(self.scores_topic, _value(r), operator_score_key(r)) for r in batch.operators]
+            sends += [(self.queues_topic, _value(r), queue_kpis_key(r)) for r in batch.queues]
+            sends += [
+                (self.scorecard_topic, _value(r), str(r["period_key"]).encode()) for r in batch.scorecards
+            ]
+            futures = [await producer.send(t, v, key=k) for t, v, k in sends]
             for fut in futures:
                 await fut
         except Exception as exc:
             await self.close()
             raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc
+
+    def _tombstones(self, retractions: list[Retraction]) -> list[tuple[str, bytes | None, bytes]]:
+        """A null value under every key of the retracted periods (their centre's and scorecard's too)."""
+        out: list[tuple[str, bytes | None, bytes]] = []
+        for r in retractions:
+            pk = r.period_key
+            out += [(self.scores_topic, None, ScoreKey(op, pk).encode()) for op in r.operators]
+            queues = dict.fromkeys([*r.queues, CENTER_ID])
+            out += [(self.queues_topic, None, ScoreKey(q, pk).encode()) for q in queues]
+            out.append((self.scorecard_topic, None, pk.encode()))
+        return out
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

@@ -8,6 +8,12 @@ Redis may lose what was written without any write failing (restarted empty, FLUS
 a replica that had not caught up). Every complete write therefore sets this worker run's marker key
 first; `lost_data` (polled by the publisher's sink runner every few seconds) reports a missing
 marker or a changed Redis server `run_id`, and the runner then writes the complete state again.
+
+A period that left retention (measured from the vouched event time, CONTRACT.md s.1) is deleted:
+its operator, queue and centre hashes, its leaderboard and its scorecard, with one `retracted`
+message on `kpi:updates`. A complete write (and the first write once event time is known) also
+deletes every such key of an out-of-retention period it finds by SCAN (written by an earlier run,
+another worker, or while this worker's retraction was lost).
 """
 
 from __future__ import annotations
@@ -23,22 +29,30 @@ import redis.asyncio as aioredis
 from stream.config import mask_secrets
 from stream.core.config import DAY_MS, KpiConfig
 from stream.core.outputs import operator_hash, queue_hash, scorecard_hash
-from stream.core.periods import DAY_PREFIX, MONTH_PREFIX
+from stream.core.periods import DAY_PREFIX, MONTH_PREFIX, is_expired
 from stream.errors import SinkError
-from stream.sinks.base import Batch, Record
+from stream.sinks.base import Batch, Record, Retraction
 from stream.sinks.redis_keys import (
     ACTIVE_ALERTS,
+    PREFIX,
     UPDATES_CHANNEL,
+    CenterKey,
     LeaderboardKey,
     LiveQueueKey,
     OperatorKey,
+    QueueKey,
     ScorecardKey,
     WriterKey,
+    decode_key,
     queue_or_center_key,
 )
 
 #: The writer marker outlives a few missed checks; a worker that stops refreshing it lets it expire.
 MARKER_TTL_S = 600
+#: Keys per DEL command when a period is deleted (thousands of operators in one period).
+DELETE_CHUNK = 500
+#: The keys of one period (what retention deletes); live queues, alerts and markers have none.
+PERIOD_KINDS = (OperatorKey, QueueKey, CenterKey, LeaderboardKey, ScorecardKey)
 
 
 def operator_key(rec: Record) -> str:
@@ -56,6 +70,15 @@ def ttl_seconds(period_key: str, cfg: KpiConfig) -> int | None:
     if period_key.startswith(MONTH_PREFIX):
         return (cfg.retention_months + 1) * 31 * DAY_MS // 1000
     return None
+
+
+def retracted_keys(r: Retraction) -> list[str]:
+    """Every key of a period that left retention: its records', its leaderboard and scorecard."""
+    pk = r.period_key
+    keys = [OperatorKey(op, pk).encode() for op in r.operators]
+    keys += [queue_or_center_key(q, pk).encode() for q in r.queues]
+    keys += [CenterKey(pk).encode(), LeaderboardKey(pk).encode(), ScorecardKey(pk).encode()]
+    return list(dict.fromkeys(keys))
 
 
 def _message(key: str, kind: str, rec: Record) -> str:
@@ -96,6 +119,7 @@ class RedisSink:
         self.timeout_s = timeout_s
         self.marker = WriterKey(run_id or uuid.uuid4().hex).encode()
         self.witness = WriteWitness()
+        self._swept = False  # a write looked for stale periods since event time was known
         self._client: Any = None
 
     def _redis(self) -> Any:
@@ -106,20 +130,30 @@ class RedisSink:
         return self._client
 
     async def write(self, batch: Batch) -> None:
-        if not len(batch) and not batch.complete:
+        # A complete write, and the first write that knows event time (a restarted worker's first
+        # complete write comes before its first events), look for stale periods.
+        sweep = batch.complete or (not self._swept and batch.retention_watermark > 0)
+        if not len(batch) and not sweep:
             return
         try:
             client = self._redis()
+            stale = await self._stale_keys(client, batch) if sweep else {}
             async with client.pipeline(transaction=False) as pipe:
                 if batch.complete:
                     # The server's run id and the marker first: a restart or flush during the pipeline
                     # then either fails it or removes the marker, so it is seen at the next check.
                     pipe.info("server")
                     pipe.set(self.marker, str(len(batch)), ex=MARKER_TTL_S)
+                for pk, keys in sorted(stale.items()):
+                    self._delete_period(pipe, pk, keys)
+                for r in batch.retractions:
+                    self._delete_period(pipe, r.period_key, retracted_keys(r))
                 self._queue_commands(pipe, batch)
                 results = await pipe.execute()
             if batch.complete:
                 self.witness.wrote_complete(str(results[0].get("run_id", "")))
+            if sweep:
+                self._swept = batch.retention_watermark > 0
         except Exception as exc:  # redis raises many types (connection, timeout, OS errors)
             await self._reset()
             raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc
@@ -136,6 +170,33 @@ class RedisSink:
             await self._reset()
             raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc
         return self.witness.lost(bool(present), str(info.get("run_id", "")))
+
+    async def _stale_keys(self, client: Any, batch: Batch) -> dict[str, list[str]]:
+        """Keys of periods out of retention at the batch's vouched watermark, by period (a SCAN).
+
+        Only day and month keys end with a digit (`rolling` does not), so the match skips the
+        rolling and most live keys on the server.
+        """
+        cfg = self.cfg
+        wm = batch.retention_watermark
+        out: dict[str, list[str]] = {}
+        if wm <= 0:
+            return out
+        async for raw in client.scan_iter(match=f"{PREFIX}*[0-9]", count=1000):
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            decoded = decode_key(key)
+            if not isinstance(decoded, PERIOD_KINDS):
+                continue
+            pk = decoded.period_key
+            if is_expired(pk, wm, cfg.tz, cfg.retention_days, cfg.retention_months):
+                out.setdefault(pk, []).append(key)
+        return out
+
+    def _delete_period(self, pipe: Any, period_key: str, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_CHUNK):
+            pipe.delete(*keys[start : start + DELETE_CHUNK])
+        msg = {"kind": "retracted", "period_key": period_key, "keys": sorted(keys)}
+        pipe.publish(UPDATES_CHANNEL, json.dumps(msg, separators=(",", ":")))
 
     def _expire(self, pipe: Any, key: str, period_key: str) -> None:
         ttl = ttl_seconds(period_key, self.cfg)
