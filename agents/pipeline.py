@@ -111,6 +111,10 @@ class Pipeline:
         # Keys written per table partition, so sweeps can delete them while processing that partition.
         self._keys: dict[tuple[str, int], set[str]] = defaultdict(set)
         self._last_sweep: dict[tuple[str, int], float] = {}
+        # Event time per input partition: an entity's events all come through its partition, so its
+        # state expires by that partition's time, not by another partition that is days ahead
+        # (a backlog, a replay). A vouched watermark each, like the worker's.
+        self._partition_time: defaultdict[tuple[str, int], Watermark] = defaultdict(Watermark)
         self._slot_of_topic = {
             topic.get_topic_name(): KIND_OF_STREAM.get(s) for s, topic in self.input_topics.items()
         }
@@ -184,6 +188,7 @@ class Pipeline:
                 continue
             types[event.type] += 1
             event_time.observe(event.ts, event.event_id)
+            self._partition_time[(stream_name, msg.partition)].observe(event.ts, event.event_id)
             source = f"{msg.topic}:{msg.partition}"
             if table is None or kind is None:
                 business.append((source, msg.offset, event.to_dict()))
@@ -206,7 +211,7 @@ class Pipeline:
             faust_compat.set_current_event(
                 stream, last_event[partition]
             )  # changelog records go to this partition
-            await self._sweep_entities(kind, partition, cache, last_event[partition])
+            await self._sweep_entities(stream_name, kind, partition, cache, last_event[partition])
             cache.flush()
         wm, newest = event_time.value, event_time.newest
         for key, value in deltas.encoded(wm, newest):
@@ -243,7 +248,7 @@ class Pipeline:
         return reader
 
     async def _sweep_entities(
-        self, kind: str, partition: int, cache: WriteBack[EntityState], ev: EventT[bytes]
+        self, stream_name: str, kind: str, partition: int, cache: WriteBack[EntityState], ev: EventT[bytes]
     ) -> None:
         """Report orphan calls and drop idle entity state of this partition, every few seconds.
 
@@ -257,7 +262,7 @@ class Pipeline:
             return
         self._last_sweep[slot] = now
         keys = self._keys[slot]
-        vouched = self.event_time.value
+        vouched = self._partition_time[(stream_name, partition)].value
         expired: list[tuple[str, str, list[Event]]] = []
         for key in list(keys):
             st: EntityState | None = cache.get(key)

@@ -108,3 +108,48 @@ async def test_random_batches_give_the_engines_totals(seed: int, tmp_path: Path)
     assert {
         pk: (v.operators, v.queues, v.center, v.channels) for pk, v in got.items() if pk != "rolling"
     } == {pk: (v.operators, v.queues, v.center, v.channels) for pk, v in want.items()}
+
+
+async def test_a_partition_days_ahead_does_not_expire_another_partitions_entities(tmp_path: Path) -> None:
+    """Entity state expires by its own partition's event time: a backlog elsewhere expires nothing."""
+    settings = load_settings(env={}, overrides={"partitions": 2, "data_dir": str(tmp_path)})
+    ticks = iter(range(1_900_000_000, 10**10, 60))  # every look at the clock is a minute on: sweeps run
+    p = Pipeline(settings, clock=lambda: float(next(ticks)))
+    for kind in p.entity_tables:
+        p.entity_tables[kind] = {}
+    p.agg_table, p.business_table, p.alert_table, p.seen_table = {}, {}, {}, {}
+    p.store = AggregateStore(p.agg_table, p.cfg, rolling=True, event_time=p.event_time)
+
+    async def discard(**_: Any) -> None:
+        pass
+
+    p.deltas_topic.send = discard  # type: ignore[method-assign]
+    p.dead_topic.send = discard  # type: ignore[method-assign]
+    day = 86_400
+    t0 = 1_768_467_600  # 2026-01-15T09:00:00Z
+
+    def msg(part: int, offset: int, event: dict[str, Any]) -> Any:
+        value = json.dumps({"ts": event["t"], **{k: v for k, v in event.items() if k != "t"}}).encode()
+        return NS(message=NS(topic="events.telephony", partition=part, offset=offset), key=b"k", value=value)
+
+    offered = {"event_id": "o1", "type": "call.offered", "t": t0, "call_id": "c1", "queue": "q"}
+    await p.ingest_batch(_Stream(), "telephony", "call", [msg(0, 0, offered)])
+    ahead = [  # partition 1 is three days ahead (a backlog on partition 0, or a replay)
+        msg(
+            1,
+            i,
+            {
+                "event_id": f"x{i}",
+                "type": "call.offered",
+                "t": t0 + 3 * day + i,
+                "call_id": f"x{i}",
+                "queue": "q",
+            },
+        )
+        for i in range(3)
+    ]
+    await p.ingest_batch(_Stream(), "telephony", "call", ahead)
+    await p.ingest_batch(
+        _Stream(), "telephony", "call", [msg(0, 1, {**offered, "event_id": "o2", "call_id": "c2"})]
+    )
+    assert "c1" in p.entity_tables["call"], "c1 expired by another partition's event time"
