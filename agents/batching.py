@@ -109,8 +109,8 @@ async def run_bulk(
     channel are raised here, as the iterator would, and the end of the channel's iteration (the
     app stopping) ends this generator.
 
-    (Faust's own `take_events`/`noack_take` read `current_event` after an await, so under load
-    they record one message twice and lose its neighbour: seen here, offsets 821, 821, 823.)
+    Rule: a batch is built from the messages taken off the queue, never from the stream's current
+    event (Faust's `take_events`/`noack_take` read it after an await; CHANGELOG.md tells the story).
     """
     app = stream.app
     await stream.maybe_start()

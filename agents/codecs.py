@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from faust.serializers import codecs
@@ -65,19 +66,21 @@ class _Alert(codecs.Codec):
         return AlertState.from_bytes(s)
 
 
-TEXT = "kpi_text"
-BYTES = "kpi_bytes"
-ALERT = "kpi_alert"
-ENTITY = "kpi_entity"
-AGG = "kpi_agg"
-BUSINESS = "kpi_business"
+@dataclass(frozen=True, slots=True)
+class TableCodecs:
+    """The codec instances of one pipeline's tables: passed to each table, never registered globally.
 
+    The entity codec recomputes contributions with the pipeline's KpiConfig, so two pipelines of
+    one process (tests) each decode with their own.
+    """
 
-def register_codecs(cfg: KpiConfig) -> None:
-    """Register (or re-register with a new config) the codecs by name."""
-    codecs.register(TEXT, _Text())
-    codecs.register(BYTES, _Bytes())
-    codecs.register(ENTITY, _Entity(cfg))
-    codecs.register(AGG, _Agg())
-    codecs.register(BUSINESS, _Business())
-    codecs.register(ALERT, _Alert())
+    text: codecs.Codec
+    raw: codecs.Codec
+    entity: codecs.Codec
+    agg: codecs.Codec
+    business: codecs.Codec
+    alert: codecs.Codec
+
+    @classmethod
+    def of(cls, cfg: KpiConfig) -> TableCodecs:
+        return cls(_Text(), _Bytes(), _Entity(cfg), _Agg(), _Business(), _Alert())

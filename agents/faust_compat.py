@@ -269,7 +269,7 @@ def set_current_event(stream: Any, event: Any) -> None:
 
 
 def changelog_topic(
-    app: Any, table_name: str, partitions: int, key_serializer: str, value_serializer: str
+    app: Any, table_name: str, partitions: int, key_serializer: Any, value_serializer: Any
 ) -> Any:
     """The changelog topic Faust would build for a table, with our serializers.
 

@@ -21,7 +21,7 @@ from faust.types import EventT
 
 from agents import faust_compat
 from agents.batching import WriteBack, run_bulk
-from agents.codecs import AGG, ALERT, BUSINESS, BYTES, ENTITY, TEXT, register_codecs
+from agents.codecs import TableCodecs
 from agents.transport import FastTransport
 from schemas.dead_letters import dead_letter
 from schemas.parse import parse_event
@@ -71,7 +71,7 @@ class Pipeline:
         self.cfg = settings.kpi
         self.metrics = metrics or Metrics.create()
         self.clock = clock
-        register_codecs(self.cfg)
+        self.codecs = TableCodecs.of(self.cfg)
         self.app = app or make_app(settings)
         self.on_change: list[Callable[[list[str]], None]] = []
         self.event_time = Watermark()  # see stream/core/eventtime.py: no single event moves it
@@ -94,14 +94,18 @@ class Pipeline:
             settings.topic(DEAD_LETTERS), key_serializer="raw", value_serializer="raw"
         )
         self.entity_tables: dict[str, Any] = {
-            kind: self._table(f"{kind}-state", ENTITY, f"{kind} state by id")
+            kind: self._table(f"{kind}-state", self.codecs.entity, f"{kind} state by id")
             for kind in ("call", "chat", "email", "case", "agent")
         }
-        self.seen_table: Any = self._table("seen-ids", BYTES, "fingerprints of expired entities' event ids")
+        self.seen_table: Any = self._table(
+            "seen-ids", self.codecs.raw, "fingerprints of expired entities' event ids"
+        )
         self._seen: dict[tuple[str, int], SeenIds] = {}  # readers, one per entity partition
-        self.agg_table: Any = self._table("aggregates", AGG, "period aggregates by scope|id|period")
-        self.business_table: Any = self._table("business", BUSINESS, "business and staff facts")
-        self.alert_table: Any = self._table("alerts", ALERT, "alert state by kpi|scope|queue")
+        self.agg_table: Any = self._table(
+            "aggregates", self.codecs.agg, "period aggregates by scope|id|period"
+        )
+        self.business_table: Any = self._table("business", self.codecs.business, "business and staff facts")
+        self.alert_table: Any = self._table("alerts", self.codecs.alert, "alert state by kpi|scope|queue")
         self.alerts_topic = self.app.topic(
             settings.topic(ALERTS), key_serializer="raw", value_serializer="raw"
         )
@@ -124,13 +128,13 @@ class Pipeline:
             self.app.agent(topic, name=f"kpistream.ingest.{stream}")(self._make_ingest(stream))
         self.app.agent(self.deltas_topic, name="kpistream.aggregate")(self._aggregate)
 
-    def _table(self, name: str, value_codec: str, help_text: str) -> Any:
+    def _table(self, name: str, value_codec: Any, help_text: str) -> Any:
         p = self.settings.partitions
         # Faust derives serializers from model types; ours are codecs: the changelog topic (which
         # recovery reads through) is built with them, and the table writes with them.
-        topic = faust_compat.changelog_topic(self.app, name, p, TEXT, value_codec)
+        topic = faust_compat.changelog_topic(self.app, name, p, self.codecs.text, value_codec)
         table: Any = self.app.Table(name, partitions=p, help=help_text, changelog_topic=topic)
-        table.key_serializer = TEXT
+        table.key_serializer = self.codecs.text
         table.value_serializer = value_codec
         return table
 

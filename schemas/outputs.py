@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS
+from stream.core.keys import CENTER_ID
 from stream.core.kpis import OPERATOR_KPIS, QUEUE_KPIS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -109,7 +110,7 @@ def queue_kpis_schema() -> dict[str, Any]:
     }
     s = json_object(props)
     s["if"] = {"properties": {"scope": {"const": "center"}}}
-    s["then"] = {"properties": {"queue": {"const": "_center"}}}
+    s["then"] = {"properties": {"queue": {"const": CENTER_ID}}}
     return {
         "$schema": DRAFT,
         "title": "kpi.queue-kpis value",
