@@ -43,7 +43,7 @@ from stream.core.seen import SeenIds
 from stream.core.stage1 import Stage1, state_key
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
-from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, INPUT_TOPICS, faust_topic_class
+from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, ENTITY_KINDS, INPUT_TOPICS, faust_topic_class
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Pipeline:
         )
         self.entity_tables: dict[str, Any] = {
             kind: self._table(f"{kind}-state", self.codecs.entity, f"{kind} state by id")
-            for kind in ("call", "chat", "email", "case", "agent")
+            for kind in ENTITY_KINDS
         }
         self.seen_table: Any = self._table(
             "seen-ids", self.codecs.raw, "fingerprints of expired entities' event ids"

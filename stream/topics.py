@@ -29,6 +29,16 @@ CONTROL = "kpi.control"
 
 COMPACTED = {"cleanup.policy": "compact"}
 
+# The worker's tables (agents/pipeline.py); each has a compacted changelog `{app_id}-{name}-changelog`.
+ENTITY_KINDS: tuple[str, ...] = ("call", "chat", "email", "case", "agent")
+TABLES: tuple[str, ...] = (
+    *(f"{kind}-state" for kind in ENTITY_KINDS),
+    "seen-ids",
+    "aggregates",
+    "business",
+    "alerts",
+)
+
 
 class TopicSpec(NamedTuple):
     """How one topic is created: partitions, topic-level config, number of copies."""
@@ -68,6 +78,24 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
     specs[settings.topic(SCORECARD)] = spec(1, COMPACTED)
     specs[settings.topic(CONTROL)] = spec(1, COMPACTED)
     return specs
+
+
+def changelog_name(settings: Settings, table: str) -> str:
+    """The changelog topic of a table, as Faust names it (agents/faust_compat.py: changelog_topic)."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
+def changelog_specs(settings: Settings) -> dict[str, TopicSpec]:
+    """name -> TopicSpec of every table changelog: compacted, partitioned like the tables.
+
+    Created with the other topics before the worker starts. Left to Faust, a changelog declared
+    while the consumer took its first metadata was missing from that metadata for minutes
+    (`metadata_max_age`), and the first write to its table crashed the agent with
+    PartitionsMismatch ("has 0 partitions") again at every restart of the agent: stage 2 stalled.
+    """
+    base = replication_config(settings)
+    spec = TopicSpec(settings.partitions, {**COMPACTED, **base}, settings.replication_factor)
+    return {changelog_name(settings, table): spec for table in TABLES}
 
 
 def faust_topic_class(settings: Settings) -> Any:

@@ -55,9 +55,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def create_all_topics(settings: Settings) -> None:
     from stream.topic_admin import create_topics
-    from stream.topics import topic_specs
+    from stream.topics import changelog_specs, topic_specs
 
-    asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+    specs = {**topic_specs(settings), **changelog_specs(settings)}
+    asyncio.run(create_topics(settings.bootstrap_servers, specs))
 
 
 def build_worker_app(settings: Settings) -> Any:

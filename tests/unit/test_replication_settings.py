@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stream.config import Settings, load_settings
@@ -86,3 +88,16 @@ def test_make_app_passes_replication_and_standbys(tmp_path: object) -> None:
     assert app.conf.topic_replication_factor == 3
     assert app.conf.table_standby_replicas == 1
     assert app.topic("t").config == {"min.insync.replicas": "2"}
+
+
+def test_every_table_of_the_worker_has_its_changelog_created_up_front(tmp_path: Path) -> None:
+    """A changelog left to Faust could be missing from the consumer's first metadata (an agent crash)."""
+    from agents.pipeline import Pipeline
+    from stream.topics import changelog_specs
+
+    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "partitions": 3})
+    pipeline = Pipeline(settings)
+    tables = {t.changelog_topic.get_topic_name() for t in pipeline.app.tables.values()}
+    specs = changelog_specs(settings)
+    assert tables == set(specs)
+    assert all(s.partitions == 3 and s.config["cleanup.policy"] == "compact" for s in specs.values())
