@@ -61,6 +61,24 @@ WATCHED: dict[str, str] = {
     "mode.worker:Worker._schedule_shutdown": (
         "1a6a5dfc88c2298b7ddc84be024a4344a54eaca8ba3a2d39e0447fa5b3905aa4"
     ),
+    # `TopicTrackingProducer` overrides it, and works around what these do (aiokafka is Faust's
+    # Kafka client): an all-topics metadata refresh at topic creation, metadata of the tracked
+    # topics only, replacing what the client knew
+    "faust.transport.drivers.aiokafka:Producer.send": (
+        "0b5bd08f52e5e2a90ff6307dbfc3c97afb01cb2687835e8fe8486c5bcad02dc1"
+    ),
+    "faust.transport.drivers.aiokafka:Producer.create_topic": (
+        "d2d406c4b9a44be79efc3f8eb0de517240fd93dce1e41fee2db281e6919e10b7"
+    ),
+    "aiokafka.client:AIOKafkaClient.add_topic": (
+        "b054eda662913f089f7620eb15d2151c81ecae4b95bc63daa7be19e876833325"
+    ),
+    "aiokafka.client:AIOKafkaClient._wait_on_metadata": (
+        "52b0a5ee78ef3aa0c21c82b69baa20eb6983d9e5871e9e66784198cb2f1bf256"
+    ),
+    "aiokafka.cluster:ClusterMetadata.update_metadata": (
+        "6c2cce8f96dcc199c007c8292fb23df8371a695c46f7408d79ce0c3639df6fce"
+    ),
 }
 
 
@@ -241,6 +259,54 @@ def _log_stale(consumer: Any, app: Any, tp: Any, message: Any) -> None:
         app.consumer_generation_id,
         "on" if consumer.flow_active else "off",
     )
+
+
+# ----------------------------------------------------------------------------- producer
+
+
+class TopicTrackingProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer whose Kafka client keeps the leaders of every topic it sends to.
+
+    aiokafka's client asks for the metadata of the topics it *tracks* (of all topics while it
+    tracks none) and replaces what it knew with the answer; it tracks a topic only when a send
+    finds the topic's partitions unknown. Faust's `create_topic` forces a refresh while nothing is
+    tracked, so the topics known then are never tracked: when a later send adds another topic,
+    the next refresh forgets their leaders, and a batch already queued for one of them waits,
+    refreshing metadata in a loop, until its request timeout (Faust: 1,200 s). Every flush waits
+    for that batch, so every commit does, so the consumer's loop does, and the worker stops
+    processing (and cannot stop) with half its counts published. Rule: the client tracks every
+    topic this producer sends to before its first message is queued.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tracking_client: Any = None
+        self._tracked_topics: set[str] = set()
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        client = self._ensure_producer().client
+        if client is not self._tracking_client or topic not in self._tracked_topics:
+            self._track(client, topic)
+        return await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
+
+    def _track(self, client: Any, topic: str) -> None:
+        if client is not self._tracking_client:  # a restarted producer has a new client
+            self._tracking_client = client
+            self._tracked_topics = set()
+        client.add_topic(topic)
+        self._tracked_topics.add(topic)
 
 
 # ----------------------------------------------------------------------------- streams

@@ -27,6 +27,11 @@ class FastConsumer(faust_compat.InlineDeliveryConsumer):
 
 
 class FastTransport(faust_aiokafka.Transport):
-    """The aiokafka transport with `FastConsumer`."""
+    """The aiokafka transport with `FastConsumer`, and a producer that keeps its topics' leaders.
+
+    (`TopicTrackingProducer`: without it a commit could wait 20 minutes for a batch whose
+    partition leader aiokafka had forgotten, agents/faust_compat.py.)
+    """
 
     Consumer = FastConsumer
+    Producer = faust_compat.TopicTrackingProducer
