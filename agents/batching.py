@@ -123,7 +123,10 @@ async def run_bulk(
     acking_topics = app.topics.acking_topics
     while not stream.should_stop:
         if errors:
-            raise errors.popleft()
+            error = errors.popleft()
+            if isinstance(error, StopAsyncIteration):
+                return  # the actor was told to stop (Faust's `Actor.cancel`), as the iterator ends
+            raise error
         try:
             first = await queue.get()
         except StopAsyncIteration:  # the app is stopping: Faust ends its channels' iteration

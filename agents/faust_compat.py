@@ -14,7 +14,7 @@ import hashlib
 import importlib
 import inspect
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
 import faust
@@ -33,6 +33,18 @@ WATCHED: dict[str, str] = {
     # copied by `drain_messages` (one call changed)
     "faust.transport.consumer:Consumer._drain_messages": (
         "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+    ),
+    # `drain_messages` delivers only after this generation's seek (wrapped by `seek_marked`), takes
+    # a fetch as taken at getmany's first yield, and relies on recovery resuming the stream
+    # partitions before it seeks them
+    "faust.transport.consumer:Consumer.perform_seek": (
+        "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
+    ),
+    "faust.transport.consumer:Consumer.getmany": (
+        "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
+    ),
+    "faust.tables.recovery:Recovery.on_recovery_completed": (
+        "6ef567acf072e46da3fccbccc6d662371f634f622c3d510972d5df81f70ae3ac"
     ),
     # `can_deliver_inline` mirrors what these can wait on
     "faust.transport.conductor:ConductorCompiler.build": (
@@ -152,10 +164,45 @@ def can_deliver_inline(consumer: Any, tp: Any) -> bool:
     return all(not chan.queue.full() for chan in conductor._tp_index.get(tp, ()))
 
 
+class SeekMark:
+    """When the consumer's partitions were last sought to their committed offsets.
+
+    `generation` is the consumer generation of the last completed seek; `count` goes up when a
+    seek starts and when it ends, and `running` counts the seeks under way, so that a fetch taken
+    before or during a seek can be told from one taken after it.
+    """
+
+    __slots__ = ("count", "generation", "running")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.running = 0
+        self.generation: int | None = None
+
+    def sought(self, generation: int, fetched_at: int) -> bool:
+        """A fetch taken at `fetched_at` (a `count`) read from the positions this generation's seek set."""
+        return self.generation == generation and self.running == 0 and fetched_at == self.count
+
+
+async def seek_marked(consumer: Any, seek: Callable[[], Awaitable[None]], mark: SeekMark) -> None:
+    """Run Faust's `perform_seek` (`seek`) and record it in `mark`."""
+    app = consumer.app
+    generation = app.consumer_generation_id
+    mark.count += 1
+    mark.running += 1
+    try:
+        await seek()
+    finally:
+        mark.running -= 1
+        mark.count += 1
+    if app.consumer_generation_id == generation:
+        mark.generation = generation
+
+
 async def drain_messages(  # pragma: no cover - exercised end to end
-    consumer: Any, fetcher: Any, can_inline: Callable[[Any], bool]
+    consumer: Any, fetcher: Any, can_inline: Callable[[Any], bool], mark: SeekMark
 ) -> None:
-    """Faust 0.15.3's `Consumer._drain_messages`, except the delivery and a generation rule.
+    """Faust 0.15.3's `Consumer._drain_messages`, except the delivery and two rules.
 
     A delivery that `can_inline(tp)` is awaited directly; any other takes Faust's
     `wait_first(callback(message), suspend_flow.wait())`.
@@ -168,6 +215,15 @@ async def drain_messages(  # pragma: no cover - exercised end to end
     old message anyway and set the read offset to *its* offset, so every message re-read between
     the committed offset and that one was dropped as already read, and the committed offset
     could never pass the hole (the worker looked ready and consumed only newer messages).
+
+    Rule: a message of a topic with acks (an input topic, `kpi.deltas`) is delivered only from a
+    fetch taken after this generation's seek to the committed offsets (`mark`). Faust resumes the
+    flow during table recovery (for the changelogs) and resumes the stream partitions before it
+    seeks them; in between, a fetch continues from where the previous generation stopped reading,
+    which can be past messages never processed (the rest of a fetch dropped at the rebalance).
+    Delivered, such a message is processed before the ones below it: stage 2's per-source
+    high-water mark then drops their deltas when they come, and a commit taken before the seek
+    (the committed offset is unknown then, Faust checks nothing) passes them for good.
     """
     self = consumer
     callback = self.callback
@@ -190,7 +246,11 @@ async def drain_messages(  # pragma: no cover - exercised end to end
             ait = getmany(timeout=1.0)
             await self.sleep(0)
             if not self.should_stop:
+                fetched_at = -1
+                during_seek = False
                 async for tp, message in ait:
+                    if fetched_at < 0:  # Faust's getmany takes the fetch just before its first yield
+                        fetched_at, during_seek = mark.count, mark.running > 0
                     num_since_yield += 1
                     if num_since_yield > yield_every:
                         await sleep(0)
@@ -198,8 +258,13 @@ async def drain_messages(  # pragma: no cover - exercised end to end
                     offset = message.offset
                     r_offset = get_read_offset(tp)
                     if r_offset is None or offset >= r_offset:
+                        acking = acks_enabled_for(message.topic)
+                        # before the gap: a gap of an unsought fetch would pass unread messages
+                        if acking and not mark.sought(app.consumer_generation_id, fetched_at):
+                            await _drop_unsought(self, tp, message, during_seek)
+                            break
                         gap = offset - (r_offset or 0)
-                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                        if gap > 1 and r_offset and acking:
                             await self._add_gap(tp, r_offset + 1, offset)
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
@@ -207,6 +272,9 @@ async def drain_messages(  # pragma: no cover - exercised end to end
                         if not _current(self, app, message):
                             _log_stale(self, app, tp, message)
                             break  # the rest of this fetch is stale too: fetch again
+                        if acking and not mark.sought(app.consumer_generation_id, fetched_at):
+                            await _drop_unsought(self, tp, message, during_seek)
+                            break
                         if can_inline(tp):
                             await callback(message)
                         else:
@@ -236,16 +304,44 @@ async def drain_messages(  # pragma: no cover - exercised end to end
 class InlineDeliveryConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer draining with `drain_messages` and `can_deliver_inline`."""
 
+    seek_mark: SeekMark
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.seek_mark = SeekMark()
+        super().__init__(*args, **kwargs)
+
     def _can_deliver_inline(self, tp: Any) -> bool:
         return can_deliver_inline(self, tp)
 
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, recorded for `drain_messages`."""
+        await seek_marked(self, super().perform_seek, self.seek_mark)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
-        await drain_messages(self, fetcher, self._can_deliver_inline)
+        await drain_messages(self, fetcher, self._can_deliver_inline, self.seek_mark)
 
 
 def _current(consumer: Any, app: Any, message: Any) -> bool:
     """The message was fetched in the current consumer generation and the flow is on."""
     return bool(message.generation_id == app.consumer_generation_id and consumer.flow_active)
+
+
+async def _drop_unsought(consumer: Any, tp: Any, message: Any, during_seek: bool) -> None:
+    """Log a message of a fetch not taken after this generation's seek; seek again if need be.
+
+    A fetch taken before a seek read from positions the seek then reset: dropping it loses
+    nothing. One taken while a seek was under way (`fetched_at` odd) may have read from the
+    sought positions already (`during_seek`), and dropping it would skip those: seek again.
+    """
+    consumer.log.info(
+        "Not delivering %s[%s]@%s: fetched before this generation's seek to the committed "
+        "offsets: read again from there",
+        tp.topic,
+        tp.partition,
+        message.offset,
+    )
+    if during_seek:
+        await consumer.perform_seek()
 
 
 def _log_stale(consumer: Any, app: Any, tp: Any, message: Any) -> None:

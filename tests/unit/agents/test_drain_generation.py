@@ -46,6 +46,8 @@ class Rebalancer:
         self.delivered: list[tuple[int, int]] = []
         self.fetches = [list(range(100, 106)), list(range(50, 110))]
         self.rebalanced = False
+        self.mark = faust_compat.SeekMark()
+        self.mark.count, self.mark.generation = 2, 1  # generation 1 was sought
 
     async def sleep(self, s: float) -> None:
         await asyncio.sleep(0)
@@ -70,6 +72,7 @@ class Rebalancer:
             self.rebalanced = True
             self.app.consumer_generation_id = 2
             self._read_offset[TP] = 50  # perform_seek: back to the committed offset
+            self.mark.count, self.mark.generation = 4, 2
         return True
 
     async def _add_gap(self, tp: Any, start: int, end: int) -> None:
@@ -88,7 +91,7 @@ def offsets_of_generation(c: Rebalancer, generation: int) -> list[int]:
 
 async def test_ours_delivers_every_message_re_read_after_the_rebalance() -> None:
     c = Rebalancer()
-    await faust_compat.drain_messages(c, c, lambda tp: True)
+    await faust_compat.drain_messages(c, c, lambda tp: True, c.mark)
     assert offsets_of_generation(c, 1) == [100, 101, 102]
     assert offsets_of_generation(c, 2) == list(range(50, 110))
 

@@ -79,3 +79,21 @@ async def test_messages_taken_while_the_flow_is_suspended_are_neither_processed_
     await gen.__anext__()
     await gen.aclose()
     assert acked == []
+
+
+async def test_a_stop_queued_while_a_batch_is_handled_ends_the_loop() -> None:
+    """Faust stops an actor by queueing StopAsyncIteration on its channel (`Actor.cancel`); raised
+    inside the generator it became a RuntimeError, and the supervisor restarted the agent while the
+    worker was stopping."""
+    acked: list[int] = []
+    stream = Stream(generation=1, flow=True)
+    stream.channel.queue.put_nowait(event(7, 1, acked))
+
+    async def handler(batch: list[Any]) -> None:
+        stream.channel.queue._errors.append(StopAsyncIteration())
+        stream.channel.queue.put_nowait(event(8, 1, acked))
+
+    gen = run_bulk(stream, handler, max_size=100)
+    await gen.__anext__()
+    assert [x async for x in gen] == []
+    assert acked == [7]
