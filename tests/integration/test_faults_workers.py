@@ -98,11 +98,6 @@ def test_second_worker_joins_mid_stream(fleet: Fleet, seed: int) -> None:
     assert first.alive() and second.alive()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN BUG (issue #12, open): with three workers, a SIGKILL and a SIGTERM mid-stream can leave "
-    "the survivors' counts below report's (seen: 348 values off, seed 56651); cause not found yet",
-)
 def test_three_workers_one_leaves_one_is_killed(fleet: Fleet, seed: int) -> None:
     """Production starts with the workers and never waits for readiness; one worker leaves with
     SIGTERM, one dies with SIGKILL, each at a random point of the feed, and a replacement for the
