@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from support_faults import converge, redis_client, shape_of_report
 from tests_support import kpistream
 
 from stream.devenv.kafka import kafka_available
@@ -90,9 +91,9 @@ def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float) -> d
 
 
 def test_broker_stopped_mid_stream_ends_exact(
-    whole_cluster: KafkaCluster, worker_env: Any, start_worker: Any, tmp_path: Path
+    whole_cluster: KafkaCluster, redis_server: Any, worker_env: Any, start_worker: Any, tmp_path: Path
 ) -> None:
-    env = {**worker_env(whole_cluster.url), **REPLICATED}
+    env = {**worker_env(whole_cluster.url, redis_server.url), **REPLICATED}
     worker = start_worker(env)
 
     # Every topic kpistream created and every table changelog Faust declared: 3 copies, min ISR 2.
@@ -125,6 +126,9 @@ def test_broker_stopped_mid_stream_ends_exact(
     expected = report_of(whole, env)
     got = wait_for_periods(worker, expected, timeout=120)
     assert got == expected, worker.log_tail()
+    # Redis and the compacted score topics too, as every fault test ends (tests/support_faults.py).
+    worker.name = "worker"
+    converge(shape_of_report(expected), env, redis_client(redis_server.url), [worker], timeout=120)
     assert worker.alive()
     assert worker.get_json("/readyz").get("ready")
 
