@@ -34,6 +34,7 @@ from tests_support import kpistream
 
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS
 from stream.simulator import SimConfig, generate
+from stream.topic_admin import bootstrap_of
 
 REPO = Path(__file__).resolve().parent.parent
 CENTER = "_center"
@@ -401,7 +402,7 @@ def shape_of_topics(env: dict[str, str]) -> tuple[Shape, list[str]]:
     `{operator_id}|{period_key}` / `{queue}|{period_key}` / `_center|{period_key}` of its value is
     reported: compaction would lose records under it.
     """
-    bootstrap = env["KPISTREAM_BROKER"].split("://", 1)[1]
+    bootstrap = bootstrap_of(env["KPISTREAM_BROKER"])
     prefix = env["KPISTREAM_TOPIC_PREFIX"]
     ops = asyncio.run(_compacted(bootstrap, prefix + "kpi.operator-scores", 60))
     queues = asyncio.run(_compacted(bootstrap, prefix + "kpi.queue-kpis", 60))
@@ -607,7 +608,7 @@ def periods_summary(shape: Shape) -> str:
 
 
 async def _dead_letters_of(env: dict[str, str], event_ids: set[str], timeout: float) -> dict[str, str]:
-    bootstrap = env["KPISTREAM_BROKER"].split("://", 1)[1]
+    bootstrap = bootstrap_of(env["KPISTREAM_BROKER"])
     consumer = AIOKafkaConsumer(
         env["KPISTREAM_TOPIC_PREFIX"] + "kpi.dead-letters",
         bootstrap_servers=bootstrap,
