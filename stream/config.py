@@ -26,6 +26,14 @@ def mask_secrets(text: str) -> str:
     return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
+def setting(default: Any, doc: str, *, secret: bool = False) -> Any:
+    """Declare a Settings field with its one-line description (docs/settings.md is built from it).
+
+    `secret=True` fields (passwords, tokens) are never printed: `redacted()` shows `***`.
+    """
+    return field(default=default, metadata={"doc": doc, "secret": secret})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a worker or a command needs; built by `load_settings`."""
@@ -116,7 +124,10 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = mask_secrets(v) if isinstance(v, str) else v
+            if f.metadata.get("secret") and v:
+                out[f.name] = "***"
+            else:
+                out[f.name] = mask_secrets(v) if isinstance(v, str) else v
         return out
 
     def __repr__(self) -> str:
