@@ -450,7 +450,8 @@ def make_app(settings: Settings) -> faust.App:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
-        topic_allow_declare=True,
+        # Check mode: topics exist already (checked before start) and the principal may not create any.
+        topic_allow_declare=settings.topics_mode == "create",
         topic_disable_leader=True,
         producer_acks=-1,
         # Deltas and changelog records are many and small: let the producer batch them for a few ms.

@@ -17,6 +17,8 @@ from stream.core.config import KpiConfig
 from stream.errors import ConfigError
 
 ENV_PREFIX = "KPISTREAM_"
+# `topics_mode`: the worker creates its missing topics, or only checks them (docs/topics.md).
+TOPICS_MODES: tuple[str, ...] = ("create", "check")
 
 _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@", re.I)
 
@@ -73,6 +75,12 @@ class Settings:
     # over a partition after a crash starts from its copy instead of reading the whole changelog.
     table_standby_replicas: int = 0
     fund_amount: str = ""
+    # Topics on a shared cluster (docs/topics.md)
+    topics_mode: str = setting(
+        "create",
+        "create: the worker creates its missing topics; check: it creates none and refuses to start "
+        "unless every topic of `kpistream topics plan` exists with its partitions and cleanup policy",
+    )
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
@@ -110,6 +118,9 @@ class Settings:
             )
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
+        # Topics on a shared cluster
+        if self.topics_mode not in TOPICS_MODES:
+            raise ConfigError("topics_mode", f"must be one of {', '.join(TOPICS_MODES)}, got {self.topics_mode!r}")
 
     @property
     def bootstrap_servers(self) -> str:

@@ -1,4 +1,4 @@
-"""Explicit topic creation and a metadata readiness probe, with aiokafka's admin client.
+"""Explicit topic creation, topic description and a metadata readiness probe, with aiokafka's admin client.
 
 Brokers run with `auto.create.topics.enable=false`, so the worker creates every topic it uses,
 with the partition count and config it needs, before producing or consuming.
@@ -10,11 +10,12 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream.errors import ServiceError
 
@@ -32,6 +33,12 @@ def bootstrap_of(broker: str) -> str:
     return broker.split("://", 1)[-1].replace(";", ",")
 
 
+def admin_client(bootstrap: str) -> AIOKafkaAdminClient:
+    """The one place an admin client is built (creation, `topics check`): one set of client options."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=15000)
+    return admin
+
+
 async def create_topics(
     bootstrap: str,
     topics: Mapping[str, TopicSpec],
@@ -47,7 +54,7 @@ async def create_topics(
     """
     if not topics:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=15000)
+    admin = admin_client(bootstrap)
     try:
         await admin.start()
         new = [_new_topic(name, spec, replication_factor) for name, spec in topics.items()]
@@ -101,6 +108,60 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         if time.monotonic() > deadline:
             raise ServiceError(f"topics without a leader after {timeout:.0f}s: {', '.join(missing)}")
         await asyncio.sleep(0.2)
+
+
+class TopicState(NamedTuple):
+    """A topic as the cluster has it: partitions, copies of each, the topic configs asked for."""
+
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str]
+
+
+async def describe_topics(
+    bootstrap: str, names: Iterable[str], config_keys: Iterable[str], timeout: float = 30.0
+) -> dict[str, TopicState]:
+    """name -> TopicState of each of `names` that exists (and that this client may describe).
+
+    Reads the metadata of all topics rather than of `names`: a metadata request that names a
+    missing topic creates it on a cluster with `auto.create.topics.enable`, and a check must not.
+    Raises ServiceError when the broker cannot be reached or refuses.
+    """
+    wanted = set(names)
+    keys = {key: None for key in config_keys}
+    admin = admin_client(bootstrap)
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        described = await asyncio.wait_for(admin.describe_topics(), timeout)
+        found = {
+            t["topic"]: t for t in described if t["topic"] in wanted and t["error_code"] == 0 and t["partitions"]
+        }
+        configs: dict[str, dict[str, str]] = {name: {} for name in found}
+        if found and keys:
+            resources = [ConfigResource(ConfigResourceType.TOPIC, name, dict(keys)) for name in sorted(found)]
+            for response in await asyncio.wait_for(admin.describe_configs(resources), timeout):
+                for resource in response.to_object()["resources"]:
+                    name = resource["resource_name"]
+                    if resource["error_code"] != 0:
+                        raise ServiceError(
+                            f"cannot read the configs of topic {name}: error {resource['error_code']} "
+                            f"{resource['error_message'] or ''}".strip()
+                        )
+                    configs[name] = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+        return {
+            name: TopicState(
+                partitions=len(t["partitions"]),
+                replication_factor=min(len(p["replicas"]) for p in t["partitions"]),
+                config=configs.get(name, {}),
+            )
+            for name, t in found.items()
+        }
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(f"cannot describe topics on {bootstrap}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        await admin.close()
 
 
 def create_topics_sync(

@@ -1,7 +1,9 @@
 """Every topic the product reads or writes, with its partition count, config and replication.
 
 Topics are created explicitly (`topic_specs`); the table changelogs, which Faust declares itself,
-get the same replication through the app's settings and `faust_topic_class`.
+get the same replication through the app's settings and `faust_topic_class`. `topic_plan` is the
+one list of every topic a worker uses: the worker creates or checks it (setting `topics_mode`),
+and `kpistream topics plan|create|check` shows, applies and compares it.
 """
 
 from __future__ import annotations
@@ -114,3 +116,44 @@ def faust_topic_class(settings: Settings) -> Any:
             super().__init__(*args, config={**extra, **(config or {})}, **kwargs)
 
     return ReplicatedTopic
+
+
+def topic_plan(settings: Settings) -> dict[str, TopicSpec]:
+    """name -> TopicSpec of every topic a worker uses: its topics and its tables' changelogs.
+
+    The one list: the worker creates it (`topics_mode = "create"`) or checks it (`"check"`), and
+    `kpistream topics plan|create|check` prints, creates and compares exactly these.
+    """
+    return {**topic_specs(settings), **changelog_specs(settings)}
+
+
+def cleanup_policy(spec: TopicSpec) -> str:
+    """The `cleanup.policy` a topic of the plan must have (Kafka's default is `delete`)."""
+    return spec.config.get("cleanup.policy", "delete")
+
+
+# What a worker does with each topic (for the ACLs of its principal, stream/topic_acls.py).
+READ = "read"
+WRITE = "write"
+
+
+def worker_access(settings: Settings) -> dict[str, frozenset[str]]:
+    """name -> {READ, WRITE}: how a worker uses each topic of `topic_plan`.
+
+    It consumes the inputs and `kpi.deltas` in its consumer group, reads the control topic without
+    a group (agents/publishing.py), writes deltas, dead letters, alerts and the score topics, and
+    reads (recovery) and writes its changelogs.
+    """
+    rw = frozenset({READ, WRITE})
+    access: dict[str, frozenset[str]] = {settings.topic(name): frozenset({READ}) for name in INPUT_TOPICS.values()}
+    access[settings.topic(DELTAS)] = rw
+    for name in (DEAD_LETTERS, OPERATOR_SCORES, QUEUE_KPIS, ALERTS, SCORECARD):
+        access[settings.topic(name)] = frozenset({WRITE})
+    access[settings.topic(CONTROL)] = frozenset({READ})
+    access.update({name: rw for name in changelog_specs(settings)})
+    return access
+
+
+def consumer_groups(settings: Settings) -> tuple[str, ...]:
+    """The Kafka consumer groups a worker joins: Faust's one group, named after the app id."""
+    return (settings.app_id,)

@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "worker",
         help="run a Faust worker of the pipeline",
-        description="Run one worker: create missing topics, consume the input topics, publish KPIs.",
+        description="Run one worker: create missing topics (or check them: KPISTREAM_TOPICS_MODE=check), "
+        "consume the input topics, publish KPIs.",
     )
     add_settings_args(p)
     p.set_defaults(func=run)
@@ -55,10 +56,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def create_all_topics(settings: Settings) -> None:
     from stream.topic_admin import create_topics
-    from stream.topics import changelog_specs, topic_specs
+    from stream.topics import topic_plan
 
-    specs = {**topic_specs(settings), **changelog_specs(settings)}
-    asyncio.run(create_topics(settings.bootstrap_servers, specs))
+    asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings)))
+
+
+def prepare_topics(settings: Settings) -> None:
+    """Create the missing topics of the plan, or (`topics_mode = "check"`) only check them all.
+
+    A check that finds a topic missing or wrong raises TopicsMismatch naming every difference,
+    before Faust starts: the worker must not run on topics it would miscount with.
+    """
+    if settings.topics_mode != "check":
+        create_all_topics(settings)
+        return
+    from stream.topic_check import require_topics
+
+    diff = require_topics(settings)
+    for warning in diff.warnings:
+        log.warning("topic check: %s", warning)
+    log.info("topic check: every topic of the plan exists with its partitions and cleanup policy")
 
 
 def build_worker_app(settings: Settings) -> Any:
@@ -83,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         check_faust_version()  # before anything else: our use of Faust's internals is version-bound
         settings = settings_from_args(args)
         log.info("starting worker with %s", settings.redacted())
-        create_all_topics(settings)
+        prepare_topics(settings)
         pipeline = build_worker_app(settings)
     except KpiStreamError as exc:
         log.error("%s", exc)
