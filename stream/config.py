@@ -120,7 +120,9 @@ class Settings:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
         # Topics on a shared cluster
         if self.topics_mode not in TOPICS_MODES:
-            raise ConfigError("topics_mode", f"must be one of {', '.join(TOPICS_MODES)}, got {self.topics_mode!r}")
+            raise ConfigError(
+                "topics_mode", f"must be one of {', '.join(TOPICS_MODES)}, got {self.topics_mode!r}"
+            )
 
     @property
     def bootstrap_servers(self) -> str:

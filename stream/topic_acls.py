@@ -68,8 +68,8 @@ def acl_commands(
     for acl in acls:
         ops_of.setdefault((acl.resource_type, acl.resource_name), []).append(acl.operation)
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for (rtype, name), ops in ops_of.items():
-        groups.setdefault((rtype, tuple(ops)), []).append(name)
+    for (rtype, name), operations in ops_of.items():
+        groups.setdefault((rtype, tuple(operations)), []).append(name)
     base = ["kafka-acls.sh", "--bootstrap-server", bootstrap]
     if command_config:
         base += ["--command-config", command_config]

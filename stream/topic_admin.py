@@ -128,13 +128,15 @@ async def describe_topics(
     Raises ServiceError when the broker cannot be reached or refuses.
     """
     wanted = set(names)
-    keys = {key: None for key in config_keys}
+    keys = dict.fromkeys(config_keys)
     admin = admin_client(bootstrap)
     try:
         await asyncio.wait_for(admin.start(), timeout)
         described = await asyncio.wait_for(admin.describe_topics(), timeout)
         found = {
-            t["topic"]: t for t in described if t["topic"] in wanted and t["error_code"] == 0 and t["partitions"]
+            t["topic"]: t
+            for t in described
+            if t["topic"] in wanted and t["error_code"] == 0 and t["partitions"]
         }
         configs: dict[str, dict[str, str]] = {name: {} for name in found}
         if found and keys:

@@ -145,12 +145,14 @@ def worker_access(settings: Settings) -> dict[str, frozenset[str]]:
     reads (recovery) and writes its changelogs.
     """
     rw = frozenset({READ, WRITE})
-    access: dict[str, frozenset[str]] = {settings.topic(name): frozenset({READ}) for name in INPUT_TOPICS.values()}
+    access: dict[str, frozenset[str]] = {
+        settings.topic(name): frozenset({READ}) for name in INPUT_TOPICS.values()
+    }
     access[settings.topic(DELTAS)] = rw
     for name in (DEAD_LETTERS, OPERATOR_SCORES, QUEUE_KPIS, ALERTS, SCORECARD):
         access[settings.topic(name)] = frozenset({WRITE})
     access[settings.topic(CONTROL)] = frozenset({READ})
-    access.update({name: rw for name in changelog_specs(settings)})
+    access.update(dict.fromkeys(changelog_specs(settings), rw))
     return access
 
 

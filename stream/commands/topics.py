@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan = actions.add_parser("plan", help="every topic and its configs, and the worker's ACLs")
     plan.add_argument("--json", action="store_true", help="print JSON instead of tables")
     plan.add_argument(
-        "--principal", default=DEFAULT_PRINCIPAL, help=f"the worker's Kafka principal (default {DEFAULT_PRINCIPAL})"
+        "--principal",
+        default=DEFAULT_PRINCIPAL,
+        help=f"the worker's Kafka principal (default {DEFAULT_PRINCIPAL})",
     )
     plan.add_argument(
         "--command-config",
@@ -52,7 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=TOPICS_MODES,
         help="the worker's topics_mode the ACLs are for (default: the setting, KPISTREAM_TOPICS_MODE)",
     )
-    create = actions.add_parser("create", help="create the missing topics; existing ones are left as they are")
+    create = actions.add_parser(
+        "create", help="create the missing topics; existing ones are left as they are"
+    )
     check = actions.add_parser("check", help="compare the cluster with the plan; exit 1 on any difference")
     for a in (plan, create, check):
         add_settings_args(a)
@@ -136,7 +140,15 @@ def format_plan(doc: dict[str, Any]) -> str:
         ]
         for t in doc["topics"]
     ]
-    headers = ["topic", "partitions", "replication", "cleanup.policy", "min.insync.replicas", "other configs", "worker"]
+    headers = [
+        "topic",
+        "partitions",
+        "replication",
+        "cleanup.policy",
+        "min.insync.replicas",
+        "other configs",
+        "worker",
+    ]
     lines = _table(headers, rows)
     lines += [
         "",
