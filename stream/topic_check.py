@@ -37,7 +37,9 @@ class TopicsMismatch(KpiStreamError):
     def __init__(self, bootstrap: str, problems: list[str]) -> None:
         super().__init__(
             f"topics on {bootstrap} do not match `kpistream topics plan` "
-            f"({len(problems)} problem{'s' if len(problems) != 1 else ''}): " + "; ".join(problems)
+            f"({len(problems)} problem{'s' if len(problems) != 1 else ''}): "
+            + "; ".join(problems)
+            + " (a topic this principal may not DESCRIBE counts as missing; docs/topics.md)"
         )
         self.problems = problems
 
@@ -52,7 +54,7 @@ def compare(plan: Mapping[str, TopicSpec], found: Mapping[str, TopicState]) -> T
     warnings: list[str] = []
     missing = [name for name in plan if name not in found]
     if missing:
-        problems.append("missing: " + ", ".join(missing))
+        problems.append("missing: " + ", ".join(missing))  # or not visible to this principal (DESCRIBE)
     for name, spec in plan.items():
         state = found.get(name)
         if state is None:

@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--rate", type=float, default=0.0, help="at most this many events per second (0 = no limit)"
     )
-    p.add_argument("--no-create-topics", action="store_true", help="do not create missing topics first")
+    p.add_argument(
+        "--no-create-topics",
+        action="store_true",
+        help="do not create missing topics first (implied by KPISTREAM_TOPICS_MODE=check)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_settings_args(p)
     p.set_defaults(func=run)
@@ -81,7 +85,7 @@ async def produce_file(
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
-        if not args.no_create_topics:
+        if not args.no_create_topics and settings.topics_mode == "create":  # check: topics are the operator's
             from stream.topic_admin import create_topics
 
             asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))

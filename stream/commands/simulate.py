@@ -70,7 +70,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--produce", action="store_true", help="send to the input topics (settings as for produce)"
     )
     p.add_argument(
-        "--no-create-topics", action="store_true", help="with --produce: do not create topics first"
+        "--no-create-topics",
+        action="store_true",
+        help="with --produce: do not create topics first (implied by KPISTREAM_TOPICS_MODE=check)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_settings_args(p)
@@ -225,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             )
         progress = ProgressLine(len(events), enabled=not args.quiet)
         if args.produce:
-            if not args.no_create_topics:
+            if not args.no_create_topics and settings.topics_mode == "create":
                 from stream.topic_admin import create_topics
                 from stream.topics import topic_specs
 

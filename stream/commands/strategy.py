@@ -71,10 +71,11 @@ def run(args: argparse.Namespace) -> int:
         book = load_book(settings.strategies)
         if args.action == "set":
             strategy = book.get(args.name)
-            from stream.topic_admin import create_topics
-            from stream.topics import topic_specs
+            if settings.topics_mode == "create":  # check: the control topic is the operator's
+                from stream.topic_admin import create_topics
+                from stream.topics import topic_specs
 
-            asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+                asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
             asyncio.run(write_default_strategy(settings, strategy.name))
             print(f"default strategy is now {strategy.name} (K = {_weights(strategy.weights_json())})")
             return 0
