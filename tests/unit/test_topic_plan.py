@@ -88,7 +88,7 @@ def test_the_plan_is_exactly_what_the_worker_uses(tmp_path: Path) -> None:
         if name.endswith("-changelog"):
             assert topic.compacting and cleanup_policy(plan[name]) == "compact"
     # At-least-once, no transactions: the principal needs no TRANSACTIONAL_ID or IDEMPOTENT_WRITE ACL.
-    assert app.conf.processing_guarantee.value == "at_least_once"
+    assert app.conf.processing_guarantee.value == "at_least_once" and not app.in_transaction
     assert app.conf.topic_allow_declare is True
 
 
