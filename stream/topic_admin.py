@@ -160,6 +160,8 @@ async def describe_topics(
         }
     except ServiceError:
         raise
+    except TimeoutError as exc:
+        raise ServiceError(f"cannot describe topics on {bootstrap}: no answer within {timeout:g} s") from exc
     except Exception as exc:
         raise ServiceError(f"cannot describe topics on {bootstrap}: {type(exc).__name__}: {exc}") from exc
     finally:
