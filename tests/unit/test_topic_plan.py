@@ -76,6 +76,8 @@ def test_the_plan_is_exactly_what_the_worker_uses(tmp_path: Path) -> None:
         pipeline.alerts_topic,
     ]:
         used[topic.get_topic_name()] = topic
+    for agent in app.agents.values():  # every topic consumed
+        used[agent.channel.get_topic_name()] = agent.channel
     for table in app.tables.values():
         used[table.changelog_topic.get_topic_name()] = table.changelog_topic
     sink = KafkaSink(s)
