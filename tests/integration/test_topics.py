@@ -17,7 +17,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from tests_support import kpistream, send_events
 
 from stream.config import load_settings
-from stream.topic_admin import admin_client
+from stream.topic_admin import admin_client, run_sync
+from stream.topic_check import check_topics
 from stream.topics import topic_plan
 
 
@@ -46,8 +47,18 @@ def change(env: dict[str, str], action: str, topic: str) -> None:
     asyncio.run(_admin(env["KPISTREAM_BROKER"].split("://", 1)[1], action, topic))
 
 
+def settle(env: dict[str, str], problems: list[str], timeout: float = 30.0) -> None:
+    """Wait until the broker that answers shows a change made on the controller (KRaft applies it later)."""
+    settings = load_settings(env=env)
+    deadline = time.monotonic() + timeout
+    while (found := run_sync(check_topics(settings)).problems) != problems and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert found == problems
+
+
 def assert_refused(env: dict[str, str], named: str) -> None:
     """`topics check` and a worker in check mode both fail with one message naming `named`."""
+    settle(env, [named])
     check = kpistream("topics", "check", env=env)
     assert check.returncode == 1, check.stdout + check.stderr
     differs = [line for line in check.stdout.splitlines() if line.startswith("differs:")]
@@ -80,15 +91,14 @@ def test_create_then_check_and_each_difference_is_named(kafka_broker: Any, worke
     change(env, "cleanup.policy=delete", changelog)
     assert_refused(env, f"{changelog} has cleanup.policy=delete, needs compact")
     change(env, "cleanup.policy=compact", changelog)
+    settle(env, [])
 
     chat = f"{prefix}events.chat"
     change(env, "delete", chat)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "missing" not in kpistream("topics", "check", env=env).stdout:
-        time.sleep(0.5)
     assert_refused(env, f"missing: {chat}")
     recreated = kpistream("topics", "create", env=env)
     assert f"created {chat}" in recreated.stdout.splitlines() and recreated.returncode == 0, recreated.stdout
+    settle(env, [])
 
     deltas = f"{prefix}kpi.deltas"
     change(env, "partitions", deltas)
