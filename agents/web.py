@@ -12,10 +12,11 @@ from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
+from stream.publish import Publisher
 from stream.strategies import StrategyBook
 
 
-def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
+def install_pages(pipeline: Pipeline, book: StrategyBook, publisher: Publisher) -> None:
     app = pipeline.app
 
     @app.page("/healthz")
@@ -50,7 +51,10 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
 
     cluster = ClusterView(
         pipeline,
-        strategy=lambda: book.get(book.default),
+        # The default in force (switched by `kpistream strategy set`) and each operator's team
+        # strategy: the publisher's, so the API gives the F that Redis and the topics carry.
+        strategy=lambda: book.get(publisher.default),
+        strategy_of=publisher.strategy_for,
         fund_of=lambda pk: book.fund_for(pk, pipeline.settings.fund_amount or None),
     )
 

@@ -69,8 +69,8 @@ def build_worker_app(settings: Settings) -> Any:
 
     book = load_book(settings.strategies)
     pipeline = Pipeline(settings)
-    install_pages(pipeline, book)
-    install_publisher(pipeline, book)
+    publisher = install_publisher(pipeline, book)
+    install_pages(pipeline, book, publisher)
     return pipeline
 
 

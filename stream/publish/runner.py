@@ -173,7 +173,8 @@ class SinkRunner:
     async def _write(self, batch: Batch) -> None:
         """`sink.write`, bounded: a hung write is closed (its client reconnects) and raised as a failure."""
         try:
-            await asyncio.wait_for(self.sink.write(batch), self.write_timeout_s)
+            async with asyncio.timeout(self.write_timeout_s):  # no task: a quick write never yields
+                await self.sink.write(batch)
         except TimeoutError:
             with contextlib.suppress(Exception):
                 await self.sink.close()
