@@ -4,7 +4,8 @@ The events go to stdout (or ``-o FILE``), ready for ``kpistream report --events`
 ``kpistream produce --events``. A summary goes to stderr: events written, lines skipped with their
 reasons, source records ignored, and what had to be reconstructed. Exit status: 0 when every line
 was used or deliberately ignored, 1 when at least one line was skipped, 2 when the file or the
-options cannot be used at all. See docs/importers.md.
+options cannot be used at all. `import queue-log --follow FILE --produce` follows a live log into
+Kafka instead (stream/commands/queue_log_follow.py). See docs/importers.md.
 """
 
 from __future__ import annotations

@@ -181,6 +181,7 @@ class Follower:
         if self._f is not None:
             self._f.close()
         self._f, self._ident, self._partial = None, (0, 0), b""
+        self._offset, self._head, self._head_len = 0, "", 0
 
     def _head_matches(self, f: BinaryIO, head: str, head_len: int) -> bool:
         return head_len == 0 or _digest(os.pread(f.fileno(), head_len, 0)) == head
