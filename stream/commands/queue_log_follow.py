@@ -134,6 +134,7 @@ async def follow_and_produce(
     try:
         while True:
             lines = follower.read()
+            reader.clock_limit_ms = int(time.time() * 1000) + settings.kpi.max_clock_skew_ms
             deliveries: list[asyncio.Future[Any]] = []
             types: Counter[str] = Counter()
             for line_no, text in lines:

@@ -488,6 +488,9 @@ class LineReader:
         self.zone = zone
         self._conv = _Converter(result)
         self.newest_ms = 0  # the latest line time fed, for `forget_calls_before`
+        # Lines later than this do not move `newest_ms`: a line with a wrong clock (its events are
+        # `future` dead letters downstream) must not make every open call look old.
+        self.clock_limit_ms: int | None = None
 
     def feed(self, line_no: int, line: str) -> list[dict[str, Any]]:
         """The events of one line; a line it cannot use goes to `result.skipped` (never raises)."""
@@ -514,7 +517,8 @@ class LineReader:
         except LineError as exc:
             result.skipped.append(Skipped(line_no, exc.reason, exc.detail))
             return []
-        self.newest_ms = max(self.newest_ms, ln.ts)
+        if self.clock_limit_ms is None or ln.ts <= self.clock_limit_ms:
+            self.newest_ms = max(self.newest_ms, ln.ts)
         return events
 
     def forget_calls_before(self, ms: int) -> int:

@@ -171,9 +171,12 @@ class Follower:
         if at_end:
             # Start after the last complete line, numbering lines as a read from the start would.
             assert self._f is not None
-            data = self._f.read()
-            self._offset = data.rfind(b"\n") + 1
-            self._line_no += data.count(b"\n")
+            read = 0
+            while chunk := self._f.read(READ_BYTES):
+                self._line_no += chunk.count(b"\n")
+                if (last := chunk.rfind(b"\n")) >= 0:
+                    self._offset = read + last + 1
+                read += len(chunk)
             self._f.seek(self._offset)
         return True
 

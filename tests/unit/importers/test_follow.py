@@ -183,6 +183,10 @@ def test_reader_forgets_calls_idle_for_long() -> None:
     reader.feed(2, "1768553500|c2|support|NONE|ENTERQUEUE||101|1")
     assert reader.forget_calls_before(reader.newest_ms - 24 * 3600 * 1000) == 1
     assert set(reader.state()["visits"]) == {"c2"}
+    # A line from a wrong clock (year 2286) does not make the open calls look old.
+    reader.clock_limit_ms = 1768553600_000
+    reader.feed(3, "9999999999|c3|support|NONE|ENTERQUEUE||102|1")
+    assert reader.newest_ms == 1768553500_000
 
 
 def test_bad_state_is_refused() -> None:
