@@ -254,7 +254,15 @@ class Fleet:
         def state(w: Worker) -> str:
             return "alive" if w.alive() else f"exit {w.proc.returncode}"
 
-        return "\n".join(f"--- {w.name} ({state(w)}) log tail:\n{w.log_tail()}" for w in self.workers)
+        def sink_lines(w: Worker) -> str:
+            # The log tail may not reach back to what a sink did; these lines say it over the whole run.
+            lines = [ln for ln in w.log_tail(10_000_000).splitlines() if "sink " in ln]
+            return "\n".join(lines[-15:]) or "(none)"
+
+        return "\n".join(
+            f"--- {w.name} ({state(w)}) sink lines:\n{sink_lines(w)}\n--- log tail:\n{w.log_tail()}"
+            for w in self.workers
+        )
 
 
 def redis_url_of(server: Any, db: int) -> str:
