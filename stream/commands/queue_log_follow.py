@@ -40,8 +40,10 @@ __all__ = ["FollowMetrics", "FollowOptions", "FollowSummary", "follow_and_produc
 
 log = logging.getLogger(__name__)
 
-# A call with no line for this long (queue_log time) is forgotten, so the state stays small.
+# A call with no line for this long (queue_log time) is forgotten, so the state stays small; a
+# finished one sooner (what may still come for it, a re-entry after a transfer, comes at once).
 CALL_MEMORY_MS: Final = 24 * 3600 * 1000
+FINISHED_CALL_MEMORY_MS: Final = 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,9 @@ async def follow_and_produce(
             m.truncations.inc(follower.truncations - counted_truncations)
             counted_rotations, counted_truncations = follower.rotations, follower.truncations
             m.lag_bytes.set(follower.lag_bytes())
-            reader.forget_calls_before(reader.newest_ms - CALL_MEMORY_MS)
+            reader.forget_calls_before(
+                reader.newest_ms - CALL_MEMORY_MS, reader.newest_ms - FINISHED_CALL_MEMORY_MS
+            )
             now = time.monotonic()
             position = follower.position
             if position != saved and (not lines or now - last_save >= opts.save_every_s or stop.is_set()):

@@ -521,11 +521,18 @@ class LineReader:
             self.newest_ms = max(self.newest_ms, ln.ts)
         return events
 
-    def forget_calls_before(self, ms: int) -> int:
-        """Drop the state of calls with no line since `ms` (a follower's memory stays bounded);
-        how many were dropped. A line of such a call afterwards is read as a file starting
-        mid-call would be (its visit count restarts)."""
-        old = [c for c, (_, v) in self._conv.visits.items() if v.seen_ms < ms]
+    def forget_calls_before(self, ms: int, finished_ms: int | None = None) -> int:
+        """Drop the state of calls with no line since `ms`, and of finished calls (ended, or left
+        the queue unanswered) with none since `finished_ms` (a follower's memory and state file
+        stay small); how many were dropped. A line of such a call afterwards is read as a file
+        starting mid-call would be (its visit count restarts)."""
+        finished_ms = ms if finished_ms is None else finished_ms
+
+        def gone(v: _Visit) -> bool:
+            done = v.ended or (v.outcome is not None and v.outcome != "call.answered")
+            return v.seen_ms < (finished_ms if done else ms)
+
+        old = [c for c, (_, v) in self._conv.visits.items() if gone(v)]
         for c in old:
             del self._conv.visits[c]
         return len(old)

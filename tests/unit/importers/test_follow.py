@@ -183,10 +183,18 @@ def test_reader_forgets_calls_idle_for_long() -> None:
     reader.feed(2, "1768553500|c2|support|NONE|ENTERQUEUE||101|1")
     assert reader.forget_calls_before(reader.newest_ms - 24 * 3600 * 1000) == 1
     assert set(reader.state()["visits"]) == {"c2"}
+    # A finished call goes sooner than an open one.
+    reader.feed(4, "1768553500|c2|support|NONE|ABANDON|1|1|0")
+    reader.feed(5, "1768553501|c4|support|NONE|ENTERQUEUE||103|1")
+    reader.feed(6, "1768557200|c5|support|NONE|ENTERQUEUE||104|1")
+    assert (
+        reader.forget_calls_before(reader.newest_ms - 24 * 3600 * 1000, reader.newest_ms - 3600 * 1000) == 1
+    )
+    assert set(reader.state()["visits"]) == {"c4", "c5"}
     # A line from a wrong clock (year 2286) does not make the open calls look old.
-    reader.clock_limit_ms = 1768553600_000
+    reader.clock_limit_ms = 1768560000_000
     reader.feed(3, "9999999999|c3|support|NONE|ENTERQUEUE||102|1")
-    assert reader.newest_ms == 1768553500_000
+    assert reader.newest_ms == 1768557200_000
 
 
 def test_bad_state_is_refused() -> None:
