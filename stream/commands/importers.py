@@ -129,6 +129,13 @@ def _add_follow(p: argparse.ArgumentParser) -> None:
     g.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT")
     g.add_argument("--metrics-host", default="0.0.0.0", help="address of --metrics-port (default 0.0.0.0)")
     g.add_argument("--poll", type=float, default=0.25, metavar="SECONDS", help="idle pause (default 0.25)")
+    g.add_argument(
+        "--save-every",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="store the position at most this often (default 1): what a restart may read again",
+    )
     g.add_argument("--broker", help="kafka://HOST:PORT (KPISTREAM_BROKER)")
     g.add_argument("--config", metavar="FILE.toml", help="settings file (also KPISTREAM_CONFIG)")
     g.add_argument("--no-create-topics", action="store_true", help="do not create missing topics first")
@@ -168,6 +175,7 @@ def _run_follow(args: argparse.Namespace) -> int:
         tz=args.tz,
         start_at_end=args.from_end,
         poll_s=args.poll,
+        save_every_s=args.save_every,
     )
     return queue_log_follow.run(settings, opts, args.metrics_port, args.metrics_host)
 

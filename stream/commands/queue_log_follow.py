@@ -55,7 +55,7 @@ class FollowOptions:
     tz: str = "UTC"
     start_at_end: bool = False  # with no state yet: only lines written from now on
     poll_s: float = 0.25  # pause when there is nothing new
-    save_every_s: float = 1.0  # at most one state write per this, while lines keep coming
+    save_every_s: float = 1.0  # at most one state write per this: what a restart may read again
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +166,7 @@ async def follow_and_produce(
             )
             now = time.monotonic()
             position = follower.position
-            if position != saved and (not lines or now - last_save >= opts.save_every_s or stop.is_set()):
+            if position != saved and (now - last_save >= opts.save_every_s or stop.is_set()):
                 save_state(opts.state_path, FollowState(str(opts.log_path), position, reader.state()))
                 saved, last_save = position, now
             if stop.is_set():

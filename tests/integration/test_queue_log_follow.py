@@ -3,10 +3,11 @@
 
 The follow test runs the follower as a subprocess while another process (tests/support/
 queue_log_writer.py) writes the log as Asterisk would: a file that does not exist yet, lines
-written in pieces, two rotations by rename (with lines still going to the renamed file) and a
-truncation. The follower is SIGKILLed twice and restarted. In the end the events in the input
-topics are, once duplicates are dropped by event id, exactly those of the whole log imported at
-once, and `report` over the topics equals `report` over that import.
+written in pieces, two rotations by rename (with lines still going to the renamed file) and two
+truncations. The follower is SIGKILLed twice (once with acknowledged lines past its stored
+position, so lines are read again) and restarted. In the end the events in the input topics are,
+once duplicates are dropped by event id, exactly those of the whole log imported at once, and
+`report` over the topics equals `report` over that import.
 """
 
 from __future__ import annotations
@@ -141,6 +142,16 @@ def state_line(state: Path) -> int:
         return -1
 
 
+def lines_read(port: int) -> int:
+    """kpistream_queue_log_lines_read_total of the running follower (-1 while it is not up)."""
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return -1
+    found = re.search(r"^kpistream_queue_log_lines_read_total (\S+)$", body, re.M)
+    return int(float(found.group(1))) if found else -1
+
+
 def wait_until(
     cond: Callable[[], bool], what: str, procs: list[subprocess.Popen[bytes]], timeout: float = 40
 ) -> None:
@@ -181,7 +192,16 @@ def test_follow_survives_rotation_truncation_and_sigkill(
     def start_follower() -> subprocess.Popen[bytes]:
         logs.append(tmp_path / f"follower-{len(logs)}.log")
         cmd = [sys.executable, "-m", "stream.cli", "import", "queue-log", "--follow", str(log), "--produce"]
-        cmd += ["--state", str(state), "--poll", "0.05", "--metrics-port", str(metrics_port)]
+        cmd += [
+            "--state",
+            str(state),
+            "--poll",
+            "0.05",
+            "--metrics-port",
+            str(metrics_port),
+            "--save-every",
+            "2",
+        ]
         cmd += ["--metrics-host", "127.0.0.1", *(["--no-create-topics"] if len(logs) > 1 else [])]
         with logs[-1].open("wb") as out:
             return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -192,11 +212,21 @@ def test_follow_survives_rotation_truncation_and_sigkill(
         # Started before the log exists: it waits for it (and stores where it stands meanwhile).
         wait_until(state.exists, "the follower's first state", [follower])
         writer = subprocess.Popen([sys.executable, str(WRITER), str(plan)], cwd=REPO)
-        for kill_at in (n // 7, n // 2):
-            wait_until(lambda k=kill_at: state_line(state) >= k, f"line {kill_at}", [follower, writer])
-            follower.send_signal(signal.SIGKILL)
-            follower.wait(10)
-            follower = start_follower()
+        # First kill: once Kafka acknowledged lines past the stored position (the first run counts
+        # lines from line 1), so the next run reads them again and the topics get duplicates.
+        wait_until(
+            lambda: lines_read(metrics_port) >= max(state_line(state), n // 7) + 30,
+            "acknowledged lines past the stored position",
+            [follower, writer],
+        )
+        follower.send_signal(signal.SIGKILL)
+        follower.wait(10)
+        follower = start_follower()
+        # Second kill: anywhere after the middle of the log.
+        wait_until(lambda: state_line(state) >= n // 2, "the middle of the log", [follower, writer])
+        follower.send_signal(signal.SIGKILL)
+        follower.wait(10)
+        follower = start_follower()
         assert writer.wait(60) == 0
         wait_until(lambda: state_line(state) == n, "every line", [follower])
         body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
@@ -214,6 +244,7 @@ def test_follow_survives_rotation_truncation_and_sigkill(
     assert {s.line for s in whole.skipped} == bad
     produced = asyncio.run(read_input_topics(env))
     by_id = {e["event_id"]: e for e in produced}
+    assert len(produced) > len(by_id)  # lines were read again after the first kill
     assert by_id == {e["event_id"]: e for e in whole.events}  # nothing lost, nothing changed
     # Every bad line was reported with its line number by some run (a killed run may repeat one).
     logged = "".join(p.read_text(errors="replace") for p in logs)
