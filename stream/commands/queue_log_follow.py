@@ -186,7 +186,13 @@ def run(settings: Settings, opts: FollowOptions, metrics_port: int | None, metri
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, metrics_host, registry=metrics.registry)
+        try:
+            start_http_server(metrics_port, metrics_host, registry=metrics.registry)
+        except OSError as exc:
+            print(
+                f"kpistream import queue-log --follow: --metrics-port {metrics_port}: {exc}", file=sys.stderr
+            )
+            return 2
         log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
 
     async def main() -> FollowSummary:
