@@ -12,6 +12,7 @@ from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
+from stream.sinks.redis_keys import Keyspace
 from stream.strategies import StrategyBook
 
 
@@ -72,7 +73,14 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
             return self.json(exc.to_json(), status=503)
         return self.bytes(view.to_bytes(), content_type="application/json")
 
-    install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
+    settings = pipeline.settings
+    install_wallboard(  # /wallboard and the Redis API
+        app,
+        settings.redis_url,
+        pipeline.cfg,
+        ssl_cafile=settings.redis_ssl_cafile,
+        keyspace=Keyspace(settings.redis_key_prefix),
+    )
 
 
 def readiness(app: Any, health: Health) -> dict[str, Any]:
