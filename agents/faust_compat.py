@@ -502,3 +502,14 @@ class TransportApp(faust.App):
         if self.transport_class is not None and url.scheme in ("kafka", "aiokafka"):
             return self.transport_class(self.conf.broker_consumer, self)
         return super()._new_transport()
+
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The offset Faust last committed for `tp` (the next message to process); None before its first.
+
+    Faust 0.15 keeps it in `Consumer._committed_offset` (a defaultdict: `.get` adds nothing) and has
+    no public accessor; the broker's copy would cost a request per partition.
+    """
+    committed: Any = getattr(consumer, "_committed_offset", None)
+    value = committed.get(tp) if committed is not None else None
+    return None if value is None else int(value)
