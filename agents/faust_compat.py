@@ -91,6 +91,10 @@ WATCHED: dict[str, str] = {
     "aiokafka.cluster:ClusterMetadata.update_metadata": (
         "6c2cce8f96dcc199c007c8292fb23df8371a695c46f7408d79ce0c3639df6fce"
     ),
+    # `committed_offset` reads the map this fills with the offsets it committed (next to process)
+    "faust.transport.consumer:Consumer._commit_offsets": (
+        "1a6979904118844111259d182ca1c6e92ccc16364ccbe55c58e59d6e254a7adb"
+    ),
 }
 
 
