@@ -75,6 +75,8 @@ class Pipeline:
         self.app = app or make_app(settings)
         self.on_change: list[Callable[[list[str]], None]] = []
         self.event_time = Watermark()  # see stream/core/eventtime.py: no single event moves it
+        # Freshness is measured from the vouched time, so one event stamped in the future cannot hide it.
+        self.metrics.watch_event_time(lambda: self.event_time.value, clock)
         p = settings.partitions
         self.input_topics = {
             stream: self.app.topic(

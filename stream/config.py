@@ -17,6 +17,9 @@ from stream.core.config import KpiConfig
 from stream.errors import ConfigError
 
 ENV_PREFIX = "KPISTREAM_"
+LOG_FORMATS = ("text", "json")
+#: What `redis_key_prefix` may contain: no SCAN glob characters, no spaces (stream/sinks/redis_keys.py).
+KEY_PREFIX_CHARS = re.compile(r"^[A-Za-z0-9_.:{}-]*$")
 
 _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@", re.I)
 
@@ -73,6 +76,14 @@ class Settings:
     # over a partition after a crash starts from its copy instead of reading the whole changelog.
     table_standby_replicas: int = 0
     fund_amount: str = ""
+    # Operations: Redis as ops run it and the operator's view (docs/security.md "Redis", docs/metrics.md).
+    redis_ssl_cafile: str = setting(
+        "", "CA file that signed the Redis server's certificate (with a rediss:// URL); empty: the system CAs"
+    )
+    redis_key_prefix: str = setting(
+        "", "prefix of every Redis key and channel of this deployment (one Redis, several centres)"
+    )
+    log_format: str = setting("text", "log lines as `text` or `json` (one JSON object per line)")
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
@@ -108,6 +119,13 @@ class Settings:
                 "not with rocksdb:// (lost counts at failover, docs/benchmarks.md 'Failover'); "
                 "use 0 or the memory store",
             )
+        # Operations (Redis, logs).
+        if self.redis_ssl_cafile and not self.redis_url.startswith("rediss://"):
+            raise ConfigError("redis_ssl_cafile", "needs a rediss:// redis_url (TLS)")
+        if not KEY_PREFIX_CHARS.match(self.redis_key_prefix):
+            raise ConfigError("redis_key_prefix", "may use letters, digits and _.:{}- only")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
 
