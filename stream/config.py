@@ -122,6 +122,13 @@ class Settings:
         "The bonus fund of every month the strategies file gives none, e.g. 10000.00; empty: no "
         "amounts, only shares.",
     )
+    # Kubernetes (deploy/helm): how peers reach this worker when it binds 0.0.0.0.
+    web_advertised_url: str = setting(
+        "",
+        "The URL other workers use to reach this one's API (the cluster-wide /api/v1/periods asks "
+        "every worker for its partitions), e.g. http://POD.SERVICE:6066; empty: "
+        "http://WEB_HOST:WEB_PORT, which is wrong when web_host is 0.0.0.0 and there are several workers.",
+    )
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
@@ -157,6 +164,8 @@ class Settings:
                 "not with rocksdb:// (lost counts at failover, docs/benchmarks.md 'Failover'); "
                 "use 0 or the memory store",
             )
+        if self.web_advertised_url and not self.web_advertised_url.startswith(("http://", "https://")):
+            raise ConfigError("web_advertised_url", "expected http://HOST:PORT or https://HOST:PORT")
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
 
