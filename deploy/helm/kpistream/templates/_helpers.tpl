@@ -75,6 +75,9 @@ app.kubernetes.io/component: worker
 {{- if and (include "kpistream.tls" .) .Values.kafka.ssl.caCert (not .Values.secrets.kafkaCaCert) -}}
 {{- fail "kafka.ssl.caCert is on: existingSecret (key kafka-ca.crt) or secrets.kafkaCaCert (--set-file), or turn it off for a public CA" -}}
 {{- end -}}
+{{- if and .Values.redis.caCert (not .Values.secrets.redisCaCert) -}}
+{{- fail "redis.caCert is on: existingSecret (key redis-ca.crt) or secrets.redisCaCert (--set-file)" -}}
+{{- end -}}
 {{- if and .Values.kafka.ssl.clientCert (not (and .Values.secrets.kafkaClientCert .Values.secrets.kafkaClientKey)) -}}
 {{- fail "kafka.ssl.clientCert is on: existingSecret (keys kafka-client.crt, kafka-client.key) or secrets.kafkaClientCert and secrets.kafkaClientKey" -}}
 {{- end -}}
