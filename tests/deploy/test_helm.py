@@ -342,7 +342,20 @@ def test_one_broker_plaintext_variant(helm: Path) -> None:
 
 def test_values_the_worker_would_refuse_are_refused_by_the_chart(helm: Path) -> None:
     assert "tableStandbyReplicas must be 0" in render_fails(helm, "tableStandbyReplicas=1")
-    assert "securityProtocol must be one of" in render_fails(helm, "kafka.securityProtocol=SASL")
+    assert "securityProtocol" in render_fails(helm, "kafka.securityProtocol=SASL")
+    # values.schema.json: a misspelled key or a value no setting takes is refused by name
+    assert "replicaCont" in render_fails(helm, "replicaCont=2")
+    assert "logFormat" in render_fails(helm, "logFormat=xml")
+    assert "topicsMode" in render_fails(helm, "kafka.topicsMode=ensure")
     assert "kafka-sasl-password" in render_fails(helm, "existingSecret=", "secrets.redisUrl=redis://r:6379/0")
     assert "redis-url" in render_fails(helm, "existingSecret=", "secrets.kafkaSaslPassword=pw")
     assert "minInsyncReplicas" in render_fails(helm, "kafka.replicationFactor=1")
+
+
+def test_https_web_port_changes_probes_monitor_and_peer_url(helm: Path) -> None:
+    docs = render(helm, "web.scheme=HTTPS", "serviceMonitor.enabled=true")
+    worker = container(docs)
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert worker[probe]["httpGet"]["scheme"] == "HTTPS", probe
+    assert one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["scheme"] == "https"
+    assert env_of(docs)["KPISTREAM_WEB_ADVERTISED_URL"]["value"].startswith("https://$(POD_NAME).")
