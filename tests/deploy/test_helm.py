@@ -265,6 +265,7 @@ def test_chart_made_secret_holds_the_values_and_only_it(helm: Path) -> None:
         "secrets.kafkaCaCert=-----BEGIN CERTIFICATE-----",
         "secrets.redisUrl=redis://:pw@redis:6379/0",
         f"secrets.webViewerToken={token}",
+        "secrets.webPeerToken=peer-tok-456",
     )
     secret = one(docs, "Secret", FULLNAME)
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
@@ -273,6 +274,7 @@ def test_chart_made_secret_holds_the_values_and_only_it(helm: Path) -> None:
         "kafka-ca.crt": "-----BEGIN CERTIFICATE-----",
         "redis-url": "redis://:pw@redis:6379/0",
         "web-viewer-token": token,
+        "web-peer-token": "peer-tok-456",
     }
     for doc in docs:
         if doc["kind"] != "Secret":
@@ -350,6 +352,9 @@ def test_values_the_worker_would_refuse_are_refused_by_the_chart(helm: Path) -> 
     assert "kafka-sasl-password" in render_fails(helm, "existingSecret=", "secrets.redisUrl=redis://r:6379/0")
     assert "redis-url" in render_fails(helm, "existingSecret=", "secrets.kafkaSaslPassword=pw")
     assert "minInsyncReplicas" in render_fails(helm, "kafka.replicationFactor=1")
+    own_secret = ("existingSecret=", "secrets.redisUrl=redis://r:6379/0", "secrets.kafkaSaslPassword=pw")
+    viewer_only = ("kafka.ssl.caCert=false", "secrets.webViewerToken=t")
+    assert "webPeerToken" in render_fails(helm, *own_secret, *viewer_only)
 
 
 def test_https_web_port_changes_probes_monitor_and_peer_url(helm: Path) -> None:

@@ -75,6 +75,10 @@ app.kubernetes.io/component: worker
 {{- if and (include "kpistream.tls" .) .Values.kafka.ssl.caCert (not .Values.secrets.kafkaCaCert) -}}
 {{- fail "kafka.ssl.caCert is on: existingSecret (key kafka-ca.crt) or secrets.kafkaCaCert (--set-file), or turn it off for a public CA" -}}
 {{- end -}}
+{{- $auth := or .Values.secrets.webViewerToken .Values.secrets.webAdminToken .Values.secrets.webIngestToken .Values.secrets.webAuthFile -}}
+{{- if and $auth (gt (int .Values.replicaCount) 1) (not .Values.secrets.webPeerToken) -}}
+{{- fail "web auth is on with several workers: set secrets.webPeerToken too (the workers call each other with it)" -}}
+{{- end -}}
 {{- if and .Values.redis.caCert (not .Values.secrets.redisCaCert) -}}
 {{- fail "redis.caCert is on: existingSecret (key redis-ca.crt) or secrets.redisCaCert (--set-file)" -}}
 {{- end -}}
