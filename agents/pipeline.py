@@ -445,6 +445,8 @@ def make_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # Peers read this worker's partitions at this URL (agents/cluster_view.py); None: web_host:web_port.
+        canonical_url=settings.web_advertised_url or None,
         datadir=f"{settings.data_dir}/worker-{settings.app_id}",
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,
