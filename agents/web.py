@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
+from agents.payouts_api import install_payouts
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
 from stream.strategies import StrategyBook
@@ -73,6 +74,7 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
         return self.bytes(view.to_bytes(), content_type="application/json")
 
     install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
+    install_payouts(app, pipeline, book, cluster)  # POST /api/v1/payouts/close (month close)
 
 
 def readiness(app: Any, health: Health) -> dict[str, Any]:

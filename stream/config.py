@@ -73,6 +73,10 @@ class Settings:
     # over a partition after a crash starts from its copy instead of reading the whole changelog.
     table_standby_replicas: int = 0
     fund_amount: str = ""
+    # Month close (issue #14 item 5; agents/payouts_api.py)
+    payouts_check_interval_s: float = setting(
+        60.0, "how often a closed month is checked for late events (corrections); 0 = only when closing again"
+    )
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
@@ -110,6 +114,9 @@ class Settings:
             )
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
+        # Month close
+        if self.payouts_check_interval_s < 0:
+            raise ConfigError("payouts_check_interval_s", "must be 0 (off) or more")
 
     @property
     def bootstrap_servers(self) -> str:
