@@ -168,6 +168,78 @@ class MonthCloser:
         return fixes
 
 
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI 3.1 paths of the close and the ledger (merged into agents/openapi.py's document)."""
+    error = {"$ref": "#/components/schemas/Error"}
+
+    def answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": schema or error}}}
+
+    ledger = {
+        "type": "object",
+        "required": ["status", "month", "records"],
+        "properties": {
+            "status": {"enum": ["closed", "already_closed", "open"]},
+            "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+            "records": {
+                "type": "array",
+                "description": "kpi.payouts records {key, value} (docs/outputs.md).",
+                "items": {"type": "object", "required": ["key", "value"]},
+            },
+            "corrections": {"type": "array", "description": "Corrections written by this call."},
+        },
+    }
+    refused = answer("Too early (the month's grace has not passed), no fund, or no activity in the month.")
+    return {
+        CLOSE_PATH: {
+            "post": {
+                "operationId": "closeMonth",
+                "summary": "Close a month for payroll",
+                "description": "Writes each operator's final KPIs, F, share and amount, then the close "
+                "record, once to kpi.payouts. Asked again: the first close, and corrections for figures "
+                "changed since by events of the month that arrived after it.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["month"],
+                                "properties": {
+                                    "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                                    "fund": {"type": "string", "description": "Default: the stream's fund."},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": answer("Closed before: nothing written twice.", ledger),
+                    "201": answer("Closed now.", ledger),
+                    "400": answer("A malformed body or month."),
+                    "409": refused,
+                    "503": answer("A rebalance, a peer or Kafka unavailable: nothing written."),
+                },
+            }
+        },
+        LEDGER_PATH: {
+            "get": {
+                "operationId": "getPayouts",
+                "summary": "A month's payouts",
+                "description": "What kpi.payouts holds of the month; status `open` before its close.",
+                "parameters": [
+                    {"name": "month", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": answer("The ledger of the month.", ledger),
+                    "400": answer("A malformed month."),
+                    "503": answer("Kafka unavailable."),
+                },
+            }
+        },
+    }
+
+
 def _error(view: web.View, exc: Exception) -> web.Response:
     if isinstance(exc, MonthNotClosable):
         return view.json(
