@@ -36,7 +36,7 @@ from stream.core.payouts import (
     read_ledger,
     strategy_of_close,
 )
-from stream.core.periods import MONTH_PREFIX
+from stream.core.periods import MONTH_PREFIX, is_expired
 from stream.core.report import group_by_period
 from stream.core.scoring import Fund
 from stream.errors import ServiceError
@@ -154,7 +154,13 @@ class MonthCloser:
         assert ledger.close is not None
         strategy, fund = strategy_of_close(ledger.close), fund_of_close(ledger.close)
         state = await self.state()
-        figures = month_figures(month_operators(state, f"{MONTH_PREFIX}{mon}"), strategy, fund)
+        pk = f"{MONTH_PREFIX}{mon}"
+        operators = month_operators(state, pk)
+        cfg = self.cfg
+        if not operators or is_expired(pk, state.vouched, cfg.tz, cfg.retention_days, cfg.retention_months):
+            # The month's counts are gone (retention) or not here: that is no news about its figures.
+            return []
+        figures = month_figures(operators, strategy, fund)
         fixes = correction_records(mon, ledger, figures, strategy, fund, int(self.clock() * 1000))
         if fixes:
             await self.write(self.settings, fixes)

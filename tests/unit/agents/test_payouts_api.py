@@ -36,16 +36,20 @@ class Ledger:
         self.records += [(k, dict(v)) for k, v in records]
 
 
-def state_of(ops: dict[str, dict[str, int]]) -> ClusterState:
+def state_of(ops: dict[str, dict[str, int]], vouched: int = 0) -> ClusterState:
     aggs = {agg_key("op", op, "month:2026-01"): AggState(counts=dict(c)) for op, c in ops.items()}
-    return ClusterState(aggs, BusinessState(), 0, 0)
+    return ClusterState(aggs, BusinessState(), vouched, vouched)
 
 
 def closer(
-    ledger: Ledger, ops: dict[str, dict[str, int]], fund: str = "100.00", now: float = FEB_20
+    ledger: Ledger,
+    ops: dict[str, dict[str, int]],
+    fund: str = "100.00",
+    now: float = FEB_20,
+    vouched: int = 0,
 ) -> MonthCloser:
     async def state() -> ClusterState:
-        return state_of(ops)
+        return state_of(ops, vouched)
 
     return MonthCloser(
         Settings(fund_amount=fund), StrategyBook(), state, lambda: now, ledger.read, ledger.write
@@ -87,6 +91,17 @@ def test_the_periodic_check_corrects_only_months_this_worker_owns() -> None:
     written = asyncio.run(closer(ledger, ops).check(lambda pk: pk == "month:2026-01"))
     assert written and all(v["kind"] == "correction" for _, v in written)
     assert asyncio.run(closer(ledger, ops).check(lambda pk: True)) == []  # nothing changed since
+
+
+def test_a_month_whose_counts_are_gone_is_not_corrected_to_zero() -> None:
+    """Retention deletes a month's aggregates 13 months on; that must not read as everyone's figures gone."""
+    ledger = Ledger()
+    asyncio.run(closer(ledger, OPS).close("2026-01"))
+    assert asyncio.run(closer(ledger, {}).check(lambda pk: True)) == []
+    march_2027 = 1_804_000_000_000  # 2027-03: January 2026 is out of the 13 months' retention
+    changed = {**OPS, "a": {"presented": 9}}
+    assert asyncio.run(closer(ledger, changed, vouched=march_2027).check(lambda pk: True)) == []
+    assert len(ledger.records) == 3
 
 
 @pytest.mark.parametrize(
