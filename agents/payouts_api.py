@@ -76,6 +76,7 @@ class MonthCloser:
         clock: Callable[[], float],
         read: Reader = read_payouts,
         write: Writer = write_payouts,
+        owns: Callable[[str], bool] = lambda period_key: True,
     ) -> None:
         self.settings = settings
         self.cfg = settings.kpi
@@ -84,6 +85,9 @@ class MonthCloser:
         self.clock = clock
         self.read = read
         self.write = write
+        # Whether this worker owns a month's operators: only that worker writes its corrections, so
+        # two workers never number corrections of one month at once.
+        self.owns = owns
         self.lock = asyncio.Lock()
 
     def fund_for(self, period_key: str, fund_text: str | None) -> Fund:
@@ -115,7 +119,7 @@ class MonthCloser:
         async with self.lock:
             ledger = read_ledger(await self.read(self.settings)).get(mon, MonthLedger())
             if ledger.close is not None:
-                fixes = await self._correct(mon, ledger)
+                fixes = await self._correct(mon, ledger) if self.owns(pk) else []
                 return 200, {
                     "status": "already_closed",
                     "month": mon,
@@ -141,12 +145,12 @@ class MonthCloser:
             "records": as_body(list(ledger.records.items())),
         }
 
-    async def check(self, owns: Callable[[str], bool]) -> list[Record]:
+    async def check(self) -> list[Record]:
         """Corrections for every closed month whose operators this worker owns; the records written."""
         async with self.lock:
             written: list[Record] = []
             for mon, ledger in sorted(read_ledger(await self.read(self.settings)).items()):
-                if ledger.close is not None and owns(f"{MONTH_PREFIX}{mon}"):
+                if ledger.close is not None and self.owns(f"{MONTH_PREFIX}{mon}"):
                     written += await self._correct(mon, ledger)
             return written
 
@@ -274,7 +278,13 @@ def parse_close_body(raw: bytes) -> tuple[str, str | None]:
 
 def install_payouts(app: Any, pipeline: Any, book: StrategyBook, cluster: Any) -> MonthCloser:
     """The close and ledger routes, and the periodic correction check (if its interval is not 0)."""
-    closer = MonthCloser(pipeline.settings, book, cluster.state, pipeline.clock)
+
+    def owns(period_key: str) -> bool:
+        """Whether this worker owns the `kpi.deltas` partition of the month's operators."""
+        mine = own_partitions(app.assignor.assigned_actives(), cluster.changelog_topic)
+        return cluster.partition_of(agg_key(OP, "", period_key)) in mine
+
+    closer = MonthCloser(pipeline.settings, book, cluster.state, pipeline.clock, owns=owns)
 
     class PayoutsClose(web.View):
         async def post(self, request: web.Request) -> web.Response:
@@ -297,17 +307,12 @@ def install_payouts(app: Any, pipeline: Any, book: StrategyBook, cluster: Any) -
     app.page(CLOSE_PATH)(PayoutsClose)
     app.page(LEDGER_PATH)(PayoutsLedger)
 
-    def owns(period_key: str) -> bool:
-        """Whether this worker owns the `kpi.deltas` partition of the month's operators."""
-        mine = own_partitions(app.assignor.assigned_actives(), cluster.changelog_topic)
-        return cluster.partition_of(agg_key(OP, "", period_key)) in mine
-
     interval = pipeline.settings.payouts_check_interval_s
     if interval > 0:
 
         async def kpistream_payout_corrections() -> None:
             try:
-                await closer.check(owns)
+                await closer.check()
             except (ClusterUnavailable, ServiceError) as exc:
                 log.info("payout corrections not checked now: %s", exc)
 

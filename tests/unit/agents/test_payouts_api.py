@@ -47,12 +47,14 @@ def closer(
     fund: str = "100.00",
     now: float = FEB_20,
     vouched: int = 0,
+    owns: bool = True,
 ) -> MonthCloser:
     async def state() -> ClusterState:
         return state_of(ops, vouched)
 
+    settings = Settings(fund_amount=fund)
     return MonthCloser(
-        Settings(fund_amount=fund), StrategyBook(), state, lambda: now, ledger.read, ledger.write
+        settings, StrategyBook(), state, lambda: now, ledger.read, ledger.write, lambda pk: owns
     )
 
 
@@ -87,20 +89,22 @@ def test_the_periodic_check_corrects_only_months_this_worker_owns() -> None:
     ops = {k: dict(v) for k, v in OPS.items()}
     asyncio.run(closer(ledger, ops).close("2026-01"))
     ops["a"]["presented"] += 2
-    assert asyncio.run(closer(ledger, ops).check(lambda pk: False)) == []
-    written = asyncio.run(closer(ledger, ops).check(lambda pk: pk == "month:2026-01"))
+    assert asyncio.run(closer(ledger, ops, owns=False).check()) == []
+    status, body = asyncio.run(closer(ledger, ops, owns=False).close("2026-01"))
+    assert status == 200 and body["corrections"] == []  # another worker owns January's operators
+    written = asyncio.run(closer(ledger, ops).check())
     assert written and all(v["kind"] == "correction" for _, v in written)
-    assert asyncio.run(closer(ledger, ops).check(lambda pk: True)) == []  # nothing changed since
+    assert asyncio.run(closer(ledger, ops).check()) == []  # nothing changed since
 
 
 def test_a_month_whose_counts_are_gone_is_not_corrected_to_zero() -> None:
     """Retention deletes a month's aggregates 13 months on; that must not read as everyone's figures gone."""
     ledger = Ledger()
     asyncio.run(closer(ledger, OPS).close("2026-01"))
-    assert asyncio.run(closer(ledger, {}).check(lambda pk: True)) == []
+    assert asyncio.run(closer(ledger, {}).check()) == []
     march_2027 = 1_804_000_000_000  # 2027-03: January 2026 is out of the 13 months' retention
     changed = {**OPS, "a": {"presented": 9}}
-    assert asyncio.run(closer(ledger, changed, vouched=march_2027).check(lambda pk: True)) == []
+    assert asyncio.run(closer(ledger, changed, vouched=march_2027).check()) == []
     assert len(ledger.records) == 3
 
 
