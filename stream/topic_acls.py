@@ -6,9 +6,10 @@ Derived from `stream.topics` (the one topic list, and what the worker does with 
 - the consumer group named after the app id: READ (join, heartbeat, commit; implies DESCRIBE);
 - `topics_mode = "create"`: CREATE on each topic; `"check"`: DESCRIBE_CONFIGS on each topic
   (the check reads `cleanup.policy`) and no CREATE;
-- no IDEMPOTENT_WRITE and no TRANSACTIONAL_ID: the worker's producers (Faust's and the score
-  topics') are neither idempotent nor transactional (`processing_guarantee="at_least_once"`,
-  aiokafka's `enable_idempotence=False`); exactly-once totals come from the core instead.
+- IDEMPOTENT_WRITE on the cluster: the score topics' producer is idempotent (stream/sinks/kafka.py);
+  brokers from 2.8 on also accept WRITE on any topic instead (KIP-679), older ones need it;
+- no TRANSACTIONAL_ID: no producer is transactional (`processing_guarantee="at_least_once"`);
+  exactly-once totals come from the core instead.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from typing import NamedTuple
 from stream.config import Settings
 from stream.topics import READ, WRITE, consumer_groups, topic_plan, worker_access
 
+# The name Kafka gives the one CLUSTER resource.
+CLUSTER_NAME = "kafka-cluster"
+
 
 class Acl(NamedTuple):
     """One ALLOW entry for the principal: an operation on a literal resource, from any host."""
 
-    resource_type: str  # TOPIC, GROUP
+    resource_type: str  # TOPIC, GROUP, CLUSTER
     resource_name: str
     operation: str  # Kafka's AclOperation name: READ, WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS
 
@@ -42,6 +46,7 @@ def worker_acls(settings: Settings) -> list[Acl]:
         ops.append("CREATE" if settings.topics_mode == "create" else "DESCRIBE_CONFIGS")
         acls.extend(Acl("TOPIC", name, op) for op in ops)
     acls.extend(Acl("GROUP", group, "READ") for group in consumer_groups(settings))
+    acls.append(Acl("CLUSTER", CLUSTER_NAME, "IDEMPOTENT_WRITE"))
     return acls
 
 
@@ -52,6 +57,7 @@ _CLI_OPERATION = {
     "DESCRIBE": "Describe",
     "CREATE": "Create",
     "DESCRIBE_CONFIGS": "DescribeConfigs",
+    "IDEMPOTENT_WRITE": "IdempotentWrite",
 }
 _CLI_RESOURCE = {"TOPIC": "--topic", "GROUP": "--group"}
 
@@ -80,6 +86,6 @@ def acl_commands(
         for op in ops:
             args += ["--operation", _CLI_OPERATION[op]]
         for name in names:
-            args += [_CLI_RESOURCE[rtype], name]
+            args += ["--cluster"] if rtype == "CLUSTER" else [_CLI_RESOURCE[rtype], name]
         lines.append(shlex.join(args))
     return lines

@@ -28,6 +28,8 @@ QUEUE_KPIS = "kpi.queue-kpis"
 ALERTS = "kpi.alerts"
 SCORECARD = "kpi.scorecard"
 CONTROL = "kpi.control"
+# Month closes and their corrections (stream/core/payouts.py): a ledger, one partition so it is read in order.
+PAYOUTS = "kpi.payouts"
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -79,6 +81,7 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
     specs[settings.topic(ALERTS)] = spec(1)
     specs[settings.topic(SCORECARD)] = spec(1, COMPACTED)
     specs[settings.topic(CONTROL)] = spec(1, COMPACTED)
+    specs[settings.topic(PAYOUTS)] = spec(1, COMPACTED)
     return specs
 
 
@@ -141,8 +144,9 @@ def worker_access(settings: Settings) -> dict[str, frozenset[str]]:
     """name -> {READ, WRITE}: how a worker uses each topic of `topic_plan`.
 
     It consumes the inputs and `kpi.deltas` in its consumer group, reads the control topic without
-    a group (agents/publishing.py), writes deltas, dead letters, alerts and the score topics, and
-    reads (recovery) and writes its changelogs.
+    a group (agents/publishing.py), writes deltas, dead letters, alerts and the score topics, reads
+    and writes the month closes (`kpi.payouts`, without a group: agents/payouts_api.py), and reads
+    (recovery) and writes its changelogs.
     """
     rw = frozenset({READ, WRITE})
     access: dict[str, frozenset[str]] = {
@@ -152,6 +156,7 @@ def worker_access(settings: Settings) -> dict[str, frozenset[str]]:
     for name in (DEAD_LETTERS, OPERATOR_SCORES, QUEUE_KPIS, ALERTS, SCORECARD):
         access[settings.topic(name)] = frozenset({WRITE})
     access[settings.topic(CONTROL)] = frozenset({READ})
+    access[settings.topic(PAYOUTS)] = rw
     access.update(dict.fromkeys(changelog_specs(settings), rw))
     return access
 

@@ -14,7 +14,7 @@ from stream.errors import ConfigError
 from stream.topic_acls import Acl, acl_commands, worker_acls
 from stream.topic_admin import TopicState
 from stream.topic_check import TopicsMismatch, compare
-from stream.topics import CONTROL, TopicSpec, cleanup_policy, topic_plan
+from stream.topics import CONTROL, PAYOUTS, TopicSpec, cleanup_policy, topic_plan
 
 TABLES = ("call-state", "chat-state", "email-state", "case-state", "agent-state")
 TABLES += ("seen-ids", "aggregates", "business", "alerts")
@@ -50,6 +50,7 @@ def test_the_plan_is_every_topic_with_its_partitions_policy_and_copies() -> None
         "p.kpi.alerts": (1, "delete", 3, "2"),
         "p.kpi.scorecard": (1, "compact", 3, "2"),
         "p.kpi.control": (1, "compact", 3, "2"),
+        "p.kpi.payouts": (1, "compact", 3, "2"),
         # Faust names changelogs after the app id, without the topic prefix.
         **{f"app-{table}-changelog": (3, "compact", 3, "2") for table in TABLES},
     }
@@ -58,7 +59,7 @@ def test_the_plan_is_every_topic_with_its_partitions_policy_and_copies() -> None
 
 
 def test_the_plan_is_exactly_what_the_worker_uses(tmp_path: Path) -> None:
-    """Every topic the Faust app, its tables, the Kafka sink and the control reader use: no more, no less."""
+    """Every topic of the Faust app, its tables, the Kafka sink, the control and payouts clients: no more."""
     from agents.pipeline import Pipeline
     from stream.sinks.kafka import KafkaSink
 
@@ -81,7 +82,15 @@ def test_the_plan_is_exactly_what_the_worker_uses(tmp_path: Path) -> None:
     for table in app.tables.values():
         used[table.changelog_topic.get_topic_name()] = table.changelog_topic
     sink = KafkaSink(s)
-    names = {*used, sink.scores_topic, sink.queues_topic, sink.scorecard_topic, s.topic(CONTROL)}
+    # Read and written with plain aiokafka clients: the control topic, the month closes.
+    names = {
+        *used,
+        sink.scores_topic,
+        sink.queues_topic,
+        sink.scorecard_topic,
+        s.topic(CONTROL),
+        s.topic(PAYOUTS),
+    }
     plan = topic_plan(s)
     assert names == set(plan)
     for name, topic in used.items():
@@ -89,7 +98,7 @@ def test_the_plan_is_exactly_what_the_worker_uses(tmp_path: Path) -> None:
             assert topic.partitions == plan[name].partitions, name
         if name.endswith("-changelog"):
             assert topic.compacting and cleanup_policy(plan[name]) == "compact"
-    # At-least-once, no transactions: the principal needs no TRANSACTIONAL_ID or IDEMPOTENT_WRITE ACL.
+    # At-least-once, no transactions: the principal needs no TRANSACTIONAL_ID ACL.
     assert app.conf.processing_guarantee.value == "at_least_once" and not app.in_transaction
     assert app.conf.topic_allow_declare is True
 
@@ -131,8 +140,10 @@ def test_acls_of_a_worker_in_check_mode() -> None:
         "TOPIC:p.kpi.alerts": write,
         "TOPIC:p.kpi.scorecard": write,
         "TOPIC:p.kpi.control": read,
+        "TOPIC:p.kpi.payouts": rw,
         **{f"TOPIC:app-{table}-changelog": rw for table in TABLES},
         "GROUP:app": {"READ"},
+        "CLUSTER:kafka-cluster": {"IDEMPOTENT_WRITE"},  # the score topics' producer is idempotent
     }
     assert acls == expected
 
@@ -143,8 +154,8 @@ def test_acls_of_a_worker_that_creates_its_topics() -> None:
     assert acls["TOPIC:app-seen-ids-changelog"] == {"DESCRIBE", "READ", "WRITE", "CREATE"}
     assert acls["GROUP:app"] == {"READ"}
     ops = {acl.operation for acl in worker_acls(settings())}
-    assert not ops & {"IDEMPOTENT_WRITE", "DESCRIBE_CONFIGS", "ALTER", "DELETE"}
-    assert {acl.resource_type for acl in worker_acls(settings())} == {"TOPIC", "GROUP"}
+    assert not ops & {"DESCRIBE_CONFIGS", "ALTER", "DELETE", "ALTER_CONFIGS"}
+    assert {acl.resource_type for acl in worker_acls(settings())} == {"TOPIC", "GROUP", "CLUSTER"}
 
 
 def test_acl_commands_group_resources_by_operations_and_quote() -> None:
@@ -156,6 +167,7 @@ def test_acl_commands_group_resources_by_operations_and_quote() -> None:
         Acl("TOPIC", "c", "DESCRIBE"),
         Acl("TOPIC", "c", "WRITE"),
         Acl("GROUP", "g", "READ"),
+        Acl("CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE"),
     ]
     lines = acl_commands(acls, "User:kpistream", "k1:9093,k2:9093", "admin.properties")
     head = "kafka-acls.sh --bootstrap-server k1:9093,k2:9093 --command-config admin.properties --add"
@@ -164,6 +176,7 @@ def test_acl_commands_group_resources_by_operations_and_quote() -> None:
         f"{head} --operation Describe --operation Read --topic a --topic 'b b'",
         f"{head} --operation Describe --operation Write --topic c",
         f"{head} --operation Read --group g",
+        f"{head} --operation IdempotentWrite --cluster",
     ]
 
 
