@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests_support import kpistream
 
 from stream.devenv.kafka import KafkaBroker, kafka_available, libs_dir
@@ -100,6 +100,29 @@ async def send_as_admin(bootstrap: str, topic: str, events: list[dict[str, Any]]
         await producer.stop()
 
 
+async def first_records_as_admin(bootstrap: str, topic: str, timeout: float = 60.0) -> int:
+    """How many records `topic` has once it has any (read by the administrator), 0 after `timeout`."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_plain_username="admin",
+        sasl_plain_password="admin-pw",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            if batch:
+                return sum(len(records) for records in batch.values())
+        return 0
+    finally:
+        await consumer.stop()
+
+
 def test_a_worker_in_check_mode_needs_only_the_planned_acls(
     worker_env: Any, start_worker: Any, tmp_path: Path
 ) -> None:
@@ -119,7 +142,9 @@ def test_a_worker_in_check_mode_needs_only_the_planned_acls(
         )  # fmt: skip
         assert plan.returncode == 0, plan.stderr
         doc = json.loads(plan.stdout)
-        assert not {a["operation"] for a in doc["acls"]} & {"CREATE", "IDEMPOTENT_WRITE"}
+        assert "CREATE" not in {
+            a["operation"] for a in doc["acls"]
+        }  # check mode: the topics are the operator's
 
         refused = kpistream("worker", env=env)  # no ACL yet: every topic is invisible, so missing
         assert refused.returncode == 2 and "missing: " in refused.stderr, refused.stderr[-2000:]
@@ -158,6 +183,9 @@ def test_a_worker_in_check_mode_needs_only_the_planned_acls(
                 break
             time.sleep(0.5)
         assert all(center.get(k) == v for k, v in expected.items()), (center, worker.log_tail(3000))
+        # The score topics' (idempotent) producer wrote too.
+        scores = env["KPISTREAM_TOPIC_PREFIX"] + "kpi.operator-scores"
+        assert asyncio.run(first_records_as_admin(broker.admin_bootstrap, scores)) > 0, worker.log_tail(3000)
         assert "AuthorizationFailed" not in worker.log_tail(500_000), worker.log_tail(3000)
         worker.stop()  # before its broker: a worker without a broker takes its whole stop limit
     finally:
