@@ -11,12 +11,16 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream import kafka_clients
 from stream.errors import ServiceError
+
+if TYPE_CHECKING:
+    from stream.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ def bootstrap_of(broker: str) -> str:
 
 
 async def create_topics(
-    bootstrap: str,
+    bootstrap: Settings | str,
     topics: Mapping[str, TopicSpec],
     replication_factor: int = 1,
     timeout: float = 30.0,
@@ -47,7 +51,7 @@ async def create_topics(
     """
     if not topics:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=15000)
+    admin = _admin_client(bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()
         new = [_new_topic(name, spec, replication_factor) for name, spec in topics.items()]
@@ -70,9 +74,15 @@ async def create_topics(
     except ServiceError:
         raise
     except Exception as exc:
-        raise ServiceError(f"cannot create topics on {bootstrap}: {type(exc).__name__}: {exc}") from exc
+        where = kafka_clients.describe(bootstrap)
+        raise ServiceError(f"cannot create topics on {where}: {type(exc).__name__}: {exc}") from exc
     finally:
         await admin.close()
+
+
+def _admin_client(bootstrap: Settings | str, **options: Any) -> AIOKafkaAdminClient:
+    """Every client of this module, built by stream/kafka_clients.py (Kafka security included)."""
+    return kafka_clients.admin(bootstrap, **options)
 
 
 def _new_topic(name: str, spec: TopicSpec, replication_factor: int) -> NewTopic:
@@ -104,18 +114,19 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
 
 
 def create_topics_sync(
-    bootstrap: str, topics: Mapping[str, TopicSpec], replication_factor: int = 1, timeout: float = 30.0
+    bootstrap: Settings | str,
+    topics: Mapping[str, TopicSpec],
+    replication_factor: int = 1,
+    timeout: float = 30.0,
 ) -> list[str]:
     """`create_topics` for synchronous callers (scripts, fixtures), safe inside a running loop."""
     return run_sync(create_topics(bootstrap, topics, replication_factor, timeout))
 
 
-async def metadata_ready(bootstrap: str, timeout: float = 5.0) -> bool:
+async def metadata_ready(bootstrap: Settings | str, timeout: float = 5.0) -> bool:
     """True when a metadata request answers with at least one broker (the cluster can serve)."""
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap_of(bootstrap),
-        request_timeout_ms=int(timeout * 1000),
-        metadata_max_age_ms=1000,
+    client: AIOKafkaClient = kafka_clients.client(
+        bootstrap, request_timeout_ms=int(timeout * 1000), metadata_max_age_ms=1000
     )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
@@ -124,7 +135,7 @@ async def metadata_ready(bootstrap: str, timeout: float = 5.0) -> bool:
         await client.close()
 
 
-def metadata_ready_sync(bootstrap: str, timeout: float = 5.0) -> bool:
+def metadata_ready_sync(bootstrap: Settings | str, timeout: float = 5.0) -> bool:
     """`metadata_ready` for synchronous callers; errors count as not ready."""
     try:
         return run_sync(metadata_ready(bootstrap, timeout))

@@ -120,11 +120,11 @@ def measure_worker(
 
 async def raw_consume(bootstrap: str, topics: list[str], n_events: int, timeout: float) -> RunTiming:
     """The physical limit: aiokafka consumer (its defaults), json.loads of every value, nothing else."""
-    from aiokafka import AIOKafkaConsumer
+    from stream import kafka_clients
 
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        bootstrap,
         *topics,
-        bootstrap_servers=bootstrap,
         group_id=f"bench-raw-{os.getpid()}-{time.time_ns()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,

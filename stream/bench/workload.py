@@ -153,12 +153,10 @@ async def produce(
     bootstrap: str, prefix: str, messages: Sequence[Message], *, streams: Iterable[str] | None = None
 ) -> int:
     """Send the messages as fast as the broker takes them (acks=all); returns how many were sent."""
-    from aiokafka import AIOKafkaProducer
+    from stream import kafka_clients
 
     wanted = set(streams) if streams is not None else None
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
-    )
+    producer = kafka_clients.producer(bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     sent = 0
     try:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from schemas.parse import parse_event
+from stream import kafka_clients
 from stream.commands.worker import add_settings_args, settings_from_args
 from stream.config import Settings
 from stream.core.events import Event
@@ -43,11 +44,9 @@ async def produce_file(
     settings: Settings, path: Path, *, rate: float = 0.0, progress: bool = True
 ) -> tuple[int, list[tuple[int, str, str]]]:
     """Send every valid line; return (sent, rejected lines as (line, reason, detail))."""
-    from aiokafka import AIOKafkaProducer
-
     rejected: list[tuple[int, str, str]] = []
     sent = 0
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    producer = kafka_clients.producer(settings, acks="all", linger_ms=5)
     await producer.start()
     started = time.monotonic()
     try:
@@ -81,10 +80,11 @@ async def produce_file(
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
+        kafka_clients.check_connection_sync(settings)
         if not args.no_create_topics:
             from stream.topic_admin import create_topics
 
-            asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+            asyncio.run(create_topics(settings, topic_specs(settings)))
         sent, rejected = asyncio.run(
             produce_file(settings, Path(args.events), rate=args.rate, progress=not args.quiet)
         )

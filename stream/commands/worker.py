@@ -58,7 +58,7 @@ def create_all_topics(settings: Settings) -> None:
     from stream.topics import changelog_specs, topic_specs
 
     specs = {**topic_specs(settings), **changelog_specs(settings)}
-    asyncio.run(create_topics(settings.bootstrap_servers, specs))
+    asyncio.run(create_topics(settings, specs))
 
 
 def build_worker_app(settings: Settings) -> Any:
@@ -78,11 +78,13 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from agents.faust_compat import check_faust_version
+    from stream import kafka_clients
 
     try:
         check_faust_version()  # before anything else: our use of Faust's internals is version-bound
         settings = settings_from_args(args)
         log.info("starting worker with %s", settings.redacted())
+        kafka_clients.check_connection_sync(settings)
         create_all_topics(settings)
         pipeline = build_worker_app(settings)
     except KpiStreamError as exc:

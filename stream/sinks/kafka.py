@@ -13,6 +13,7 @@ import contextlib
 import json
 from typing import Any
 
+from stream import kafka_clients
 from stream.config import Settings, mask_secrets
 from stream.core.keys import CENTER_ID
 from stream.errors import SinkError
@@ -31,7 +32,7 @@ class KafkaSink:
     name = "kafka"
 
     def __init__(self, settings: Settings) -> None:
-        self.bootstrap = settings.bootstrap_servers
+        self.settings = settings
         self.scores_topic = settings.topic(OPERATOR_SCORES)
         self.queues_topic = settings.topic(QUEUE_KPIS)
         self.scorecard_topic = settings.topic(SCORECARD)
@@ -39,10 +40,8 @@ class KafkaSink:
 
     async def _start(self) -> Any:
         if self._producer is None:
-            from aiokafka import AIOKafkaProducer
-
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", linger_ms=20, request_timeout_ms=15000
+            producer = kafka_clients.producer(
+                self.settings, acks="all", linger_ms=20, request_timeout_ms=15000
             )
             try:
                 await producer.start()
