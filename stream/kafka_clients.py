@@ -207,15 +207,17 @@ async def check_connection(target: Settings | str, timeout_s: float = 10.0) -> N
     from aiokafka.conn import create_conn
 
     kw = security_kwargs(target)
+    servers = [hp.strip() for hp in bootstrap_of(target).split(",") if hp.strip()]
     reasons: list[str] = []
-    for hostport in bootstrap_of(target).split(","):
-        host, _, port = hostport.strip().rpartition(":")
+    for hostport in servers:
+        host, _, port = hostport.rpartition(":")
         try:
             conn = await asyncio.wait_for(
                 create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **kw), timeout_s
             )
         except Exception as exc:
-            reasons.append(f"{host}:{port}: {_reason(target, exc, timeout_s)}")
+            reason = _reason(target, exc, timeout_s)
+            reasons.append(reason if len(servers) == 1 else f"{hostport}: {reason}")
             continue
         conn.close()
         return
