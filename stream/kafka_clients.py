@@ -175,13 +175,12 @@ def faust_credentials(s: Settings) -> Any:
     ctx = ssl_context(s)
     if protocol == "SSL":
         return faust.SSLCredentials(ctx)
-    creds = faust.SASLCredentials(
+    return faust.SASLCredentials(
         username=s.kafka_sasl_username,
         password=s.kafka_sasl_password,
         ssl_context=ctx,
         mechanism=s.kafka_sasl_mechanism,
     )
-    return creds
 
 
 def describe(target: Settings | str) -> str:
