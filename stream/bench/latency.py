@@ -29,7 +29,7 @@ async def _latency_load(
     from stream import kafka_clients
     from stream.topics import INPUT_TOPICS
 
-    producer = kafka_clients.producer(svc.bootstrap, acks="all", linger_ms=5)
+    producer = kafka_clients.producer(svc.kafka, acks="all", linger_ms=5)
     await producer.start()
     r = aioredis.from_url(svc.redis_url)
     pubsub: Any = r.pubsub()

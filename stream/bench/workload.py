@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas.parse import parse_event
 from schemas.timestamps import format_ts
+from stream.config import Settings
 from stream.core.config import DAY_MS, SECOND_MS
 from stream.simulator import SimConfig, generate
 from stream.topics import INPUT_TOPICS
@@ -150,7 +151,11 @@ def memory_events(operators: int, days: int, per_op_day: int = 2, seed: int = 5)
 
 
 async def produce(
-    bootstrap: str, prefix: str, messages: Sequence[Message], *, streams: Iterable[str] | None = None
+    bootstrap: Settings | str,
+    prefix: str,
+    messages: Sequence[Message],
+    *,
+    streams: Iterable[str] | None = None,
 ) -> int:
     """Send the messages as fast as the broker takes them (acks=all); returns how many were sent."""
     from stream import kafka_clients
@@ -174,6 +179,10 @@ async def produce(
 
 
 def produce_sync(
-    bootstrap: str, prefix: str, messages: Sequence[Message], *, streams: Iterable[str] | None = None
+    bootstrap: Settings | str,
+    prefix: str,
+    messages: Sequence[Message],
+    *,
+    streams: Iterable[str] | None = None,
 ) -> int:
     return asyncio.run(produce(bootstrap, prefix, messages, streams=streams))
