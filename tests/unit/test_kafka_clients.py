@@ -168,3 +168,15 @@ def test_check_connection_names_the_server_and_the_cause() -> None:
     assert str(info.value) == (
         f"cannot use Kafka at 127.0.0.1:{port} (PLAINTEXT): connection refused (nothing listens there)"
     )
+
+
+def test_the_bench_uses_an_external_brokers_security(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.bench.services import Services
+
+    for k, v in SASL.items():
+        monkeypatch.setenv(k, v)
+    external = Services("b:9096", "kafka://b:9096", "redis://r", None, None, load_settings(env=SASL))
+    assert external.kafka is external.kafka_settings
+    assert external.worker_env() == {"KPISTREAM_BROKER": "kafka://b:9096", **SASL}
+    local = Services("127.0.0.1:1", "kafka://127.0.0.1:1", "redis://r", None, None)
+    assert local.kafka == "127.0.0.1:1" and local.worker_env() == {"KPISTREAM_BROKER": "kafka://127.0.0.1:1"}
