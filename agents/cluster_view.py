@@ -226,6 +226,7 @@ def cluster_periods(
     strategy: Strategy,
     cfg: KpiConfig,
     fund_of: Callable[[str], Fund | None],
+    strategy_of: Callable[[str], Strategy] | None = None,
 ) -> dict[str, Any]:
     """The body of `/api/v1/periods`: the report's JSON (periods in retention, funds) plus `rolling`."""
     wm = state.vouched
@@ -240,7 +241,7 @@ def cluster_periods(
     periods: dict[str, Any] = {}
     for pk in sorted(data):
         fund = None if pk == ROLLING else fund_of(pk)
-        period = period_report(pk, data[pk], strategy, cfg, state.business, fund)
+        period = period_report(pk, data[pk], strategy, cfg, state.business, fund, strategy_of)
         if fund is not None:
             period["fund"] = str(fund)  # as `kpistream report` gives it
         periods[pk] = period
@@ -330,10 +331,12 @@ class ClusterView:
         strategy: Callable[[], Strategy],
         fund_of: Callable[[str], Fund | None],
         timeout_s: float = PEER_TIMEOUT_S,
+        strategy_of: Callable[[str], Strategy] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.app = pipeline.app
         self.strategy = strategy
+        self.strategy_of = strategy_of
         self.fund_of = fund_of
         self.timeout_s = timeout_s
         self.partition_of = PartitionOf(pipeline.settings.partitions, self.app.conf.producer_partitioner)
@@ -384,4 +387,4 @@ class ClusterView:
         self.check_settled()  # a rebalance that began while peers answered makes their views stale
         cfg = self.pipeline.cfg
         state = merge_views(views, self.pipeline.settings.partitions, cfg)
-        return cluster_periods(state, self.strategy(), cfg, self.fund_of)
+        return cluster_periods(state, self.strategy(), cfg, self.fund_of, self.strategy_of)

@@ -106,6 +106,10 @@ WATCHED: dict[str, str] = {
     "faust.transport.drivers.aiokafka:Producer._new_producer": (
         "e72355c3430ed02f5202c83e2f5ef7daf484f33aa40e62f98fe3adec3e18aa17"
     ),
+    # `committed_offset` reads the map this fills with the offsets it committed (next to process)
+    "faust.transport.consumer:Consumer._commit_offsets": (
+        "1a6979904118844111259d182ca1c6e92ccc16364ccbe55c58e59d6e254a7adb"
+    ),
 }
 
 
@@ -530,3 +534,14 @@ class TransportApp(faust.App):
         if self.transport_class is not None and url.scheme in ("kafka", "aiokafka"):
             return self.transport_class(self.conf.broker_consumer, self)
         return super()._new_transport()
+
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The offset Faust last committed for `tp` (the next message to process); None before its first.
+
+    Faust 0.15 keeps it in `Consumer._committed_offset` (a defaultdict: `.get` adds nothing) and has
+    no public accessor; the broker's copy would cost a request per partition.
+    """
+    committed: Any = getattr(consumer, "_committed_offset", None)
+    value = committed.get(tp) if committed is not None else None
+    return None if value is None else int(value)

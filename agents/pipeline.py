@@ -76,6 +76,8 @@ class Pipeline:
         self.app = app or make_app(settings)
         self.on_change: list[Callable[[list[str]], None]] = []
         self.event_time = Watermark()  # see stream/core/eventtime.py: no single event moves it
+        # Freshness is measured from the vouched time, so one event stamped in the future cannot hide it.
+        self.metrics.watch_event_time(lambda: self.event_time.value, clock)
         p = settings.partitions
         self.input_topics = {
             stream: self.app.topic(
@@ -446,6 +448,8 @@ def make_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # Peers read this worker's partitions at this URL (agents/cluster_view.py); None: web_host:web_port.
+        canonical_url=settings.web_advertised_url or None,
         datadir=f"{settings.data_dir}/worker-{settings.app_id}",
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,

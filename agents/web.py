@@ -6,16 +6,19 @@ from typing import Any
 
 from faust import web
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
+from stream.metrics import Exposition
+from stream.publish import Publisher
+from stream.sinks.redis_keys import Keyspace
 from stream.strategies import StrategyBook
 
 
-def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
+def install_pages(pipeline: Pipeline, book: StrategyBook, publisher: Publisher) -> None:
     app = pipeline.app
 
     @app.page("/healthz")
@@ -42,15 +45,20 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
             app, pattern="/metrics", registry=pipeline.metrics.registry, name_prefix="faust"
         )
     else:
+        exposition = Exposition(pipeline.metrics.registry)
 
         @app.page("/metrics")
         async def metrics(self: web.View, request: web.Request) -> web.Response:
-            body = generate_latest(pipeline.metrics.registry)
+            # Rendered in a thread: 5,000 operators' series took ~0.2 s of the loop per scrape.
+            body = await exposition.render()
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     cluster = ClusterView(
         pipeline,
-        strategy=lambda: book.get(book.default),
+        # The default in force (switched by `kpistream strategy set`) and each operator's team
+        # strategy: the publisher's, so the API gives the F that Redis and the topics carry.
+        strategy=lambda: book.get(publisher.default),
+        strategy_of=publisher.strategy_for,
         fund_of=lambda pk: book.fund_for(pk, pipeline.settings.fund_amount or None),
     )
 
@@ -72,7 +80,14 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
             return self.json(exc.to_json(), status=503)
         return self.bytes(view.to_bytes(), content_type="application/json")
 
-    install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
+    settings = pipeline.settings
+    install_wallboard(  # /wallboard and the Redis API
+        app,
+        settings.redis_url,
+        pipeline.cfg,
+        ssl_cafile=settings.redis_ssl_cafile,
+        keyspace=Keyspace(settings.redis_key_prefix),
+    )
 
 
 def readiness(app: Any, health: Health) -> dict[str, Any]:

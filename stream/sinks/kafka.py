@@ -40,8 +40,14 @@ class KafkaSink:
 
     async def _start(self) -> Any:
         if self._producer is None:
+            # Idempotent: a batch retried after a leader moved (a broker lost) is written once and
+            # in order, so an older record of a key never lands after a newer one.
             producer = kafka_clients.producer(
-                self.settings, acks="all", linger_ms=20, request_timeout_ms=15000
+                self.settings,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=20,
+                request_timeout_ms=15000,
             )
             try:
                 await producer.start()
