@@ -376,6 +376,12 @@ class ClusterView:
 
     async def periods(self) -> dict[str, Any]:
         """The whole cluster's periods (the body of `/api/v1/periods`); raises ClusterUnavailable."""
+        return cluster_periods(
+            await self.state(), self.strategy(), self.pipeline.cfg, self.fund_of, self.strategy_of
+        )
+
+    async def state(self) -> ClusterState:
+        """The whole cluster's aggregates and business facts, every partition once; or ClusterUnavailable."""
         own = self.local()
         peers = peers_of(self.app.router.tables_metadata(), self.changelog_topic)
         client = self.app.http_client
@@ -385,6 +391,4 @@ class ClusterView:
 
         views = await gather_views(own, peers, fetch)
         self.check_settled()  # a rebalance that began while peers answered makes their views stale
-        cfg = self.pipeline.cfg
-        state = merge_views(views, self.pipeline.settings.partitions, cfg)
-        return cluster_periods(state, self.strategy(), cfg, self.fund_of, self.strategy_of)
+        return merge_views(views, self.pipeline.settings.partitions, self.pipeline.cfg)

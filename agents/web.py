@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
+from agents.payouts_api import install_payouts
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
 from stream.metrics import Exposition
@@ -88,6 +89,7 @@ def install_pages(pipeline: Pipeline, book: StrategyBook, publisher: Publisher) 
         ssl_cafile=settings.redis_ssl_cafile,
         keyspace=Keyspace(settings.redis_key_prefix),
     )
+    install_payouts(app, pipeline, book, cluster)  # POST /api/v1/payouts/close (month close)
 
 
 def readiness(app: Any, health: Health) -> dict[str, Any]:

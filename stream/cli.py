@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.commands.simulate",
     "stream.commands.importers",
     "stream.commands.bench",
+    "stream.commands.payouts",
 )
 
 

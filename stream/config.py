@@ -140,6 +140,10 @@ class Settings:
         "", "prefix of every Redis key and channel of this deployment (one Redis, several centres)"
     )
     log_format: str = setting("text", "log lines as `text` or `json` (one JSON object per line)")
+    # Month close (issue #14 item 5; agents/payouts_api.py)
+    payouts_check_interval_s: float = setting(
+        60.0, "how often a closed month is checked for late events (corrections); 0 = only when closing again"
+    )
     # -- Kafka security (docs/security.md, "Kafka"); the clients are built by stream/kafka_clients.py
     kafka_security_protocol: str = setting(
         "PLAINTEXT", "how clients talk to Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
@@ -204,6 +208,9 @@ class Settings:
             raise ConfigError("web_advertised_url", "expected http://HOST:PORT or https://HOST:PORT")
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
+        # Month close
+        if self.payouts_check_interval_s < 0:
+            raise ConfigError("payouts_check_interval_s", "must be 0 (off) or more")
         # -- Kafka security: one check here, so no client finds a half-configured setup later.
         from stream.kafka_clients import validate_kafka_security
 
