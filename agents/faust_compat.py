@@ -91,6 +91,21 @@ WATCHED: dict[str, str] = {
     "aiokafka.cluster:ClusterMetadata.update_metadata": (
         "6c2cce8f96dcc199c007c8292fb23df8371a695c46f7408d79ce0c3639df6fce"
     ),
+    # Kafka security: the app's `broker_credentials` reach aiokafka through this one function for
+    # the worker's consumer and every producer (whose client also creates Faust's topics);
+    # `aiokafka_auth_of` calls it (stream/kafka_clients.py builds the credentials)
+    "faust.transport.drivers.aiokafka:credentials_to_aiokafka_auth": (
+        "364c9c9c68523c509239799c4ece511022cc10e32c06e53a204716861c9553f7"
+    ),
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7"
+    ),
+    "faust.transport.drivers.aiokafka:Producer._settings_auth": (
+        "6d47a0b8599c573e073562210b7d02f93a0e02c4dae30cac0cc8ebbe39e01df5"
+    ),
+    "faust.transport.drivers.aiokafka:Producer._new_producer": (
+        "e72355c3430ed02f5202c83e2f5ef7daf484f33aa40e62f98fe3adec3e18aa17"
+    ),
     # `committed_offset` reads the map this fills with the offsets it committed (next to process)
     "faust.transport.consumer:Consumer._commit_offsets": (
         "1a6979904118844111259d182ca1c6e92ccc16364ccbe55c58e59d6e254a7adb"
@@ -482,6 +497,19 @@ def forget_key_partition(table: Any, key: Any) -> None:
     mapping = key_partitions(table)
     if mapping is not None:
         mapping.pop(key, None)
+
+
+# ----------------------------------------------------------------------------- Kafka security
+
+
+def aiokafka_auth_of(app: Any) -> dict[str, Any]:
+    """The aiokafka security arguments Faust gives the app's consumer and producers.
+
+    Faust's consumer and producer both pass `credentials_to_aiokafka_auth(conf.broker_credentials,
+    conf.ssl_context)` to aiokafka (the producer after its defaults, so it wins over them).
+    """
+    conf = app.conf
+    return dict(faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context))
 
 
 # ----------------------------------------------------------------------------- worker

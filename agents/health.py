@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stream import kafka_clients
 from stream.config import Settings, mask_secrets
 from stream.sinks.redis_conn import RedisTarget
 
@@ -84,13 +85,8 @@ class BrokerClient:
         self.client: Any = None
 
     async def describe(self) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient
-
         if self.client is None:
-            client = AIOKafkaAdminClient(
-                bootstrap_servers=self.settings.bootstrap_servers,
-                request_timeout_ms=self.request_timeout_ms,
-            )
+            client = kafka_clients.admin(self.settings, request_timeout_ms=self.request_timeout_ms)
             try:
                 await client.start()
             except BaseException:

@@ -26,6 +26,7 @@ from agents.transport import FastTransport
 from schemas.dead_letters import dead_letter
 from schemas.parse import parse_event
 from schemas.timestamps import format_ts
+from stream import kafka_clients
 from stream.config import Settings
 from stream.core import jsonbytes
 from stream.core.aggregate import AggregateStore, AggState
@@ -437,6 +438,8 @@ def make_app(settings: Settings) -> faust.App:
     return KpiApp(
         settings.app_id,
         broker=settings.broker,
+        # SASL/TLS for Faust's producer, consumer and topic creation (stream/kafka_clients.py).
+        broker_credentials=kafka_clients.faust_credentials(settings),
         store=settings.store,
         topic_partitions=settings.partitions,
         key_serializer="raw",

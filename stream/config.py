@@ -152,6 +152,24 @@ class Settings:
         "create: the worker creates its missing topics; check: it creates none and refuses to start "
         "unless every topic of `kpistream topics plan` exists with its partitions and cleanup policy",
     )
+    # -- Kafka security (docs/security.md, "Kafka"); the clients are built by stream/kafka_clients.py
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT", "how clients talk to Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: str = setting(
+        "SCRAM-SHA-512", "SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
+    kafka_sasl_username: str = setting("", "SASL user name (with SASL_SSL or SASL_PLAINTEXT)")
+    kafka_sasl_password: str = setting("", "SASL password (with SASL_SSL or SASL_PLAINTEXT)", secret=True)
+    kafka_ssl_cafile: str = setting(
+        "", "PEM file of the CA(s) that signed the brokers' certificates; empty: the system's CAs"
+    )
+    kafka_ssl_certfile: str = setting("", "PEM client certificate for mutual TLS (optional)")
+    kafka_ssl_keyfile: str = setting("", "PEM private key of the client certificate (optional)")
+    kafka_ssl_key_password: str = setting("", "password of an encrypted client key", secret=True)
+    kafka_ssl_check_hostname: bool = setting(
+        True, "the broker's certificate must name the host connected to (turn off only for IP-only test rigs)"
+    )
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
@@ -201,6 +219,12 @@ class Settings:
         # Month close
         if self.payouts_check_interval_s < 0:
             raise ConfigError("payouts_check_interval_s", "must be 0 (off) or more")
+        # -- Kafka security: one check here, so no client finds a half-configured setup later.
+        from stream.kafka_clients import validate_kafka_security
+
+        for name in ("kafka_security_protocol", "kafka_sasl_mechanism"):
+            object.__setattr__(self, name, str(getattr(self, name)).strip().upper())
+        validate_kafka_security(self)
         # Topics on a shared cluster
         if self.topics_mode not in TOPICS_MODES:
             raise ConfigError(

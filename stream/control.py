@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from stream import kafka_clients
 from stream.config import Settings, mask_secrets
 from stream.errors import ServiceError
 from stream.topics import CONTROL
@@ -36,9 +37,7 @@ def parse_control(key: bytes | None, value: bytes | None) -> str | None:
 
 async def write_default_strategy(settings: Settings, name: str) -> None:
     """Publish the new default strategy on the control topic (acks from all replicas)."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, acks="all")
     try:
         await producer.start()
         value = json.dumps({"default": name}).encode()
@@ -50,10 +49,8 @@ async def write_default_strategy(settings: Settings, name: str) -> None:
 
 
 def _consumer(settings: Settings, **kw: Any) -> Any:
-    from aiokafka import AIOKafkaConsumer
-
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    return kafka_clients.consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

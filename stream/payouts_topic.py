@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from stream import kafka_clients
 from stream.config import Settings, mask_secrets
 from stream.errors import ServiceError
 from stream.topics import PAYOUTS
@@ -35,12 +36,12 @@ async def read_payouts(
     settings: Settings, timeout_s: float = 10.0
 ) -> list[tuple[str, dict[str, Any] | None]]:
     """Every record of the topic from the beginning to its end now, in offset order."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     topic = settings.topic(PAYOUTS)
     tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_clients.consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -70,10 +71,8 @@ async def write_payouts(settings: Settings, records: Sequence[Record], timeout_s
 
     One at a time on purpose: the close record must never be on the topic before its payouts.
     """
-    from aiokafka import AIOKafkaProducer
-
     topic = settings.topic(PAYOUTS)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, acks="all")
     try:
         async with asyncio.timeout(timeout_s):
             await producer.start()

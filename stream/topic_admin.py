@@ -11,13 +11,17 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from stream import kafka_clients
 from stream.errors import ServiceError
+
+if TYPE_CHECKING:
+    from stream.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +37,8 @@ def bootstrap_of(broker: str) -> str:
     return broker.split("://", 1)[-1].replace(";", ",")
 
 
-def admin_client(bootstrap: str) -> AIOKafkaAdminClient:
-    """The one place an admin client is built (creation, `topics check`): one set of client options."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=15000)
-    return admin
-
-
 async def create_topics(
-    bootstrap: str,
+    bootstrap: Settings | str,
     topics: Mapping[str, TopicSpec],
     replication_factor: int = 1,
     timeout: float = 30.0,
@@ -54,7 +52,7 @@ async def create_topics(
     """
     if not topics:
         return []
-    admin = admin_client(bootstrap)
+    admin = _admin_client(bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()
         # Only the missing ones go to the controller: every later start (a worker, `produce`) finds
@@ -81,9 +79,15 @@ async def create_topics(
     except ServiceError:
         raise
     except Exception as exc:
-        raise ServiceError(f"cannot create topics on {bootstrap}: {type(exc).__name__}: {exc}") from exc
+        where = kafka_clients.describe(bootstrap)
+        raise ServiceError(f"cannot create topics on {where}: {type(exc).__name__}: {exc}") from exc
     finally:
         await admin.close()
+
+
+def _admin_client(bootstrap: Settings | str, **options: Any) -> AIOKafkaAdminClient:
+    """Every client of this module, built by stream/kafka_clients.py (Kafka security included)."""
+    return kafka_clients.admin(bootstrap, **options)
 
 
 def _new_topic(name: str, spec: TopicSpec, replication_factor: int) -> NewTopic:
@@ -123,7 +127,7 @@ class TopicState(NamedTuple):
 
 
 async def describe_topics(
-    bootstrap: str, names: Iterable[str], config_keys: Iterable[str], timeout: float = 30.0
+    bootstrap: Settings | str, names: Iterable[str], config_keys: Iterable[str], timeout: float = 30.0
 ) -> dict[str, TopicState]:
     """name -> TopicState of each of `names` that exists (and that this client may describe).
 
@@ -133,7 +137,8 @@ async def describe_topics(
     """
     wanted = set(names)
     keys = dict.fromkeys(config_keys)
-    admin = admin_client(bootstrap)
+    where = kafka_clients.bootstrap_of(bootstrap)
+    admin = _admin_client(bootstrap, request_timeout_ms=15000)
     try:
         await asyncio.wait_for(admin.start(), timeout)
         described = await asyncio.wait_for(admin.describe_topics(), timeout)
@@ -165,26 +170,27 @@ async def describe_topics(
     except ServiceError:
         raise
     except TimeoutError as exc:
-        raise ServiceError(f"cannot describe topics on {bootstrap}: no answer within {timeout:g} s") from exc
+        raise ServiceError(f"cannot describe topics on {where}: no answer within {timeout:g} s") from exc
     except Exception as exc:
-        raise ServiceError(f"cannot describe topics on {bootstrap}: {type(exc).__name__}: {exc}") from exc
+        raise ServiceError(f"cannot describe topics on {where}: {type(exc).__name__}: {exc}") from exc
     finally:
         await admin.close()
 
 
 def create_topics_sync(
-    bootstrap: str, topics: Mapping[str, TopicSpec], replication_factor: int = 1, timeout: float = 30.0
+    bootstrap: Settings | str,
+    topics: Mapping[str, TopicSpec],
+    replication_factor: int = 1,
+    timeout: float = 30.0,
 ) -> list[str]:
     """`create_topics` for synchronous callers (scripts, fixtures), safe inside a running loop."""
     return run_sync(create_topics(bootstrap, topics, replication_factor, timeout))
 
 
-async def metadata_ready(bootstrap: str, timeout: float = 5.0) -> bool:
+async def metadata_ready(bootstrap: Settings | str, timeout: float = 5.0) -> bool:
     """True when a metadata request answers with at least one broker (the cluster can serve)."""
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap_of(bootstrap),
-        request_timeout_ms=int(timeout * 1000),
-        metadata_max_age_ms=1000,
+    client: AIOKafkaClient = kafka_clients.client(
+        bootstrap, request_timeout_ms=int(timeout * 1000), metadata_max_age_ms=1000
     )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
@@ -193,7 +199,7 @@ async def metadata_ready(bootstrap: str, timeout: float = 5.0) -> bool:
         await client.close()
 
 
-def metadata_ready_sync(bootstrap: str, timeout: float = 5.0) -> bool:
+def metadata_ready_sync(bootstrap: Settings | str, timeout: float = 5.0) -> bool:
     """`metadata_ready` for synchronous callers; errors count as not ready."""
     try:
         return run_sync(metadata_ready(bootstrap, timeout))

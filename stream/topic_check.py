@@ -79,7 +79,7 @@ def compare(plan: Mapping[str, TopicSpec], found: Mapping[str, TopicState]) -> T
 async def check_topics(settings: Settings, timeout: float = 30.0) -> TopicDiff:
     """Compare the cluster of `settings` with its plan (a topic this client cannot see is missing)."""
     plan = topic_plan(settings)
-    found = await describe_topics(settings.bootstrap_servers, plan, CHECKED_CONFIGS, timeout)
+    found = await describe_topics(settings, plan, CHECKED_CONFIGS, timeout)
     return compare(plan, found)
 
 

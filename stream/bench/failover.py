@@ -191,9 +191,9 @@ def produce(path: Path, env: Mapping[str, str]) -> None:
 
 async def _group(bootstrap: str, group: str) -> tuple[str, int]:
     """(state, members) of a consumer group, as its coordinator sees it."""
-    from aiokafka.admin import AIOKafkaAdminClient
+    from stream import kafka_clients
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = kafka_clients.admin(bootstrap, request_timeout_ms=5000)
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([group])

@@ -80,16 +80,17 @@ def run_agent(mode: str, broker: str, messages: int) -> None:
 
 
 async def fill(bootstrap: str, messages: int) -> None:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from stream import kafka_clients
+
+    admin = kafka_clients.admin(bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(TOPIC, 4, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = kafka_clients.producer(bootstrap, linger_ms=5)
     await producer.start()
     try:
         for i in range(messages):

@@ -25,11 +25,11 @@ async def _latency_load(
     cfg: BenchConfig, svc: Services, prefix: str, load: list[Message]
 ) -> tuple[list[float], int]:
     import redis.asyncio as aioredis
-    from aiokafka import AIOKafkaProducer
 
+    from stream import kafka_clients
     from stream.topics import INPUT_TOPICS
 
-    producer = AIOKafkaProducer(bootstrap_servers=svc.bootstrap, acks="all", linger_ms=5)
+    producer = kafka_clients.producer(svc.kafka, acks="all", linger_ms=5)
     await producer.start()
     r = aioredis.from_url(svc.redis_url)
     pubsub: Any = r.pubsub()

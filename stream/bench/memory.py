@@ -34,7 +34,7 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         idle = w.rss_mb()
         say(f"  idle worker RSS {idle:.1f} MB; producing")
         t0 = time.time()
-        produce_sync(svc.bootstrap, prefix, messages)
+        produce_sync(svc.kafka, prefix, messages)
         proc = psutil.Process(w.pid)
         peak = idle
         deadline = time.monotonic() + cfg.mem_timeout_s

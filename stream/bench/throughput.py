@@ -23,6 +23,7 @@ from stream.bench.progress import BenchError, say
 from stream.bench.services import Services, flush_redis
 from stream.bench.worker import BenchWorker, running_worker
 from stream.bench.workload import Message, fingerprint, produce_sync, simulated_events, to_messages
+from stream.config import Settings
 from stream.devtools.worker_process import WorkerFailed
 from stream.topic_admin import create_topics_sync
 
@@ -118,13 +119,15 @@ def measure_worker(
     return timing
 
 
-async def raw_consume(bootstrap: str, topics: list[str], n_events: int, timeout: float) -> RunTiming:
+async def raw_consume(
+    bootstrap: Settings | str, topics: list[str], n_events: int, timeout: float
+) -> RunTiming:
     """The physical limit: aiokafka consumer (its defaults), json.loads of every value, nothing else."""
-    from aiokafka import AIOKafkaConsumer
+    from stream import kafka_clients
 
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        bootstrap,
         *topics,
-        bootstrap_servers=bootstrap,
         group_id=f"bench-raw-{os.getpid()}-{time.time_ns()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -194,10 +197,10 @@ def bench_throughput(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str
     calls_events = [e for e, m in zip(events, messages, strict=True) if m.stream == "telephony"]
     all_prefix, calls_prefix = f"b{run_id}-all-", f"b{run_id}-calls-"
     for prefix in (all_prefix, calls_prefix):
-        create_topics_sync(svc.bootstrap, topic_specs_for(prefix, cfg.partitions))
+        create_topics_sync(svc.kafka, topic_specs_for(prefix, cfg.partitions))
     say(f"throughput: producing {len(messages)} events (+{len(calls)} telephony-only), not timed")
-    produce_sync(svc.bootstrap, all_prefix, messages)
-    produce_sync(svc.bootstrap, calls_prefix, calls)
+    produce_sync(svc.kafka, all_prefix, messages)
+    produce_sync(svc.kafka, calls_prefix, calls)
     expected_all = expected_redis(events)
     expected_calls = expected_redis(calls_events)
     out: dict[str, Any] = {
@@ -211,7 +214,7 @@ def bench_throughput(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str
     say("throughput: raw aiokafka consumer (baseline)")
     raw = asyncio.run(
         raw_consume(
-            svc.bootstrap, [f"{all_prefix}{t}" for t in INPUT_TOPICS.values()], len(messages), cfg.timeout_s
+            svc.kafka, [f"{all_prefix}{t}" for t in INPUT_TOPICS.values()], len(messages), cfg.timeout_s
         )
     )
     out["raw_consumer"] = raw.to_json()
@@ -226,6 +229,9 @@ def bench_throughput(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str
     if importlib.util.find_spec("quixstreams") is None:
         out["quix"] = {"skipped": "quixstreams is not installed: pip install quixstreams==3.28.1"}
         say("  quix skipped: quixstreams is not installed")
+    elif svc.kafka_settings is not None and svc.kafka_settings.kafka_security_protocol != "PLAINTEXT":
+        out["quix"] = {"skipped": "the Quix baseline runs on a PLAINTEXT broker only"}
+        say("  quix skipped: the broker is secured")
     else:
         try:
             q = quix_run(svc, f"{calls_prefix}events.telephony", len(calls), workdir, cfg.timeout_s)
@@ -261,8 +267,8 @@ def profile_worker(
     assert cfg.profile_dir is not None
     outdir = cfg.profile_dir
     prefix = f"b{run_id}-prof-"
-    create_topics_sync(svc.bootstrap, topic_specs_for(prefix, cfg.partitions))
-    produce_sync(svc.bootstrap, prefix, messages)
+    create_topics_sync(svc.kafka, topic_specs_for(prefix, cfg.partitions))
+    produce_sync(svc.kafka, prefix, messages)
     timing = measure_worker(
         svc,
         prefix,

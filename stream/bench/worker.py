@@ -19,8 +19,8 @@ class BenchWorker(WorkerProcess):
     def __init__(self, svc: Services, prefix: str, workdir: Path, partitions: int, **extra_env: str) -> None:
         name = prefix.rstrip("-")
         env = env_without_kpistream()
+        env.update(svc.worker_env())
         env.update(
-            KPISTREAM_BROKER=svc.broker_url,
             KPISTREAM_REDIS_URL=svc.redis_url,
             KPISTREAM_WEB_PORT=str(free_port()),
             KPISTREAM_DATA_DIR=str(workdir / f"data-{name}"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas.parse import parse_event
 from schemas.timestamps import format_ts
+from stream.config import Settings
 from stream.core.config import DAY_MS, SECOND_MS
 from stream.simulator import SimConfig, generate
 from stream.topics import INPUT_TOPICS
@@ -150,15 +151,17 @@ def memory_events(operators: int, days: int, per_op_day: int = 2, seed: int = 5)
 
 
 async def produce(
-    bootstrap: str, prefix: str, messages: Sequence[Message], *, streams: Iterable[str] | None = None
+    bootstrap: Settings | str,
+    prefix: str,
+    messages: Sequence[Message],
+    *,
+    streams: Iterable[str] | None = None,
 ) -> int:
     """Send the messages as fast as the broker takes them (acks=all); returns how many were sent."""
-    from aiokafka import AIOKafkaProducer
+    from stream import kafka_clients
 
     wanted = set(streams) if streams is not None else None
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
-    )
+    producer = kafka_clients.producer(bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     sent = 0
     try:
@@ -176,6 +179,10 @@ async def produce(
 
 
 def produce_sync(
-    bootstrap: str, prefix: str, messages: Sequence[Message], *, streams: Iterable[str] | None = None
+    bootstrap: Settings | str,
+    prefix: str,
+    messages: Sequence[Message],
+    *,
+    streams: Iterable[str] | None = None,
 ) -> int:
     return asyncio.run(produce(bootstrap, prefix, messages, streams=streams))

@@ -159,13 +159,16 @@ def _run_follow(args: argparse.Namespace) -> int:
         settings = load_settings(
             toml_path=args.config, overrides={"broker": args.broker} if args.broker else {}
         )
+        from stream import kafka_clients
+
+        kafka_clients.check_connection_sync(settings)
         if not args.no_create_topics:
             import asyncio
 
             from stream.topic_admin import create_topics
             from stream.topics import topic_specs
 
-            asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+            asyncio.run(create_topics(settings, topic_specs(settings)))
     except (KpiStreamError, OSError) as exc:
         print(f"kpistream import queue-log: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

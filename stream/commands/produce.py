@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from schemas.parse import parse_event
+from stream import kafka_clients
 from stream.commands.worker import add_settings_args, settings_from_args
 from stream.config import Settings
 from stream.core.events import Event
@@ -61,9 +62,7 @@ def route(topic_prefix: str, event: Event) -> tuple[str, bytes | None]:
 def open_producer(settings: Settings) -> AIOKafkaProducer:
     """The producer every kpistream command sends input events with (not started yet): every
     in-sync replica acknowledges a message before it counts as sent."""
-    from aiokafka import AIOKafkaProducer
-
-    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    return kafka_clients.producer(settings, acks="all", linger_ms=5)
 
 
 async def send_line(producer: AIOKafkaProducer, settings: Settings, raw: bytes) -> asyncio.Future[Any]:
@@ -123,10 +122,11 @@ async def produce_file(
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
+        kafka_clients.check_connection_sync(settings)
         if not args.no_create_topics and settings.topics_mode == "create":  # check: topics are the operator's
             from stream.topic_admin import create_topics
 
-            asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+            asyncio.run(create_topics(settings, topic_specs(settings)))
         name = args.events if args.events is not None else args.source
         # stdin is read as bytes, as a file is: the events go out exactly as they came in.
         source: Path | BinaryIO = sys.stdin.buffer if name == "-" else Path(name)

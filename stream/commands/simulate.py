@@ -18,8 +18,10 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from schemas.parse import parse_event
+from stream import kafka_clients
 from stream.commands.produce import route
 from stream.commands.worker import add_settings_args, settings_from_args
+from stream.config import Settings
 from stream.errors import KpiStreamError
 from stream.simulator import SimConfig, generate
 
@@ -156,7 +158,7 @@ class Pacer:
 
 
 async def send_paced(
-    bootstrap: str,
+    kafka: Settings | str,
     topic_prefix: str,
     events: Sequence[dict[str, Any]],
     speed: float,
@@ -164,10 +166,8 @@ async def send_paced(
     progress: Progress | None = None,
 ) -> int:
     """Send events to the input topics with the contract's keys, paced by event time; returns the count."""
-    from aiokafka import AIOKafkaProducer
-
     stop = stop or asyncio.Event()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    producer = kafka_clients.producer(kafka, acks="all", linger_ms=20)
     await producer.start()
     sent = 0
     try:
@@ -251,15 +251,14 @@ def run(args: argparse.Namespace) -> int:
             )
         progress = ProgressLine(len(events), enabled=not args.quiet)
         if args.produce:
+            kafka_clients.check_connection_sync(settings)
             if not args.no_create_topics and settings.topics_mode == "create":
                 from stream.topic_admin import create_topics
                 from stream.topics import topic_specs
 
-                asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+                asyncio.run(create_topics(settings, topic_specs(settings)))
             sent = asyncio.run(
-                send_paced(
-                    settings.bootstrap_servers, settings.topic_prefix, events, args.speed, None, progress
-                )
+                send_paced(settings, settings.topic_prefix, events, args.speed, None, progress)
             )
         elif args.out == "-":
             sent = write_paced(events, sys.stdout, args.speed, progress)

@@ -14,6 +14,7 @@ import logging
 import sys
 from typing import Any
 
+from stream import kafka_clients
 from stream.commands.worker import add_settings_args, settings_from_args
 from stream.config import Settings
 from stream.control import read_default_strategy, write_default_strategy
@@ -71,11 +72,12 @@ def run(args: argparse.Namespace) -> int:
         book = load_book(settings.strategies)
         if args.action == "set":
             strategy = book.get(args.name)
+            kafka_clients.check_connection_sync(settings)
             if settings.topics_mode == "create":  # check: the control topic is the operator's
                 from stream.topic_admin import create_topics
                 from stream.topics import topic_specs
 
-                asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+                asyncio.run(create_topics(settings, topic_specs(settings)))
             asyncio.run(write_default_strategy(settings, strategy.name))
             print(f"default strategy is now {strategy.name} (K = {_weights(strategy.weights_json())})")
             return 0

@@ -192,7 +192,7 @@ def run_create(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         plan = topic_plan(settings)
-        created = set(asyncio.run(create_topics(settings.bootstrap_servers, plan, timeout=args.timeout)))
+        created = set(asyncio.run(create_topics(settings, plan, timeout=args.timeout)))
         for name in plan:
             print(f"created {name}" if name in created else f"exists  {name} (left as it is)")
         diff = asyncio.run(check_topics(settings, args.timeout))

@@ -59,7 +59,7 @@ def create_all_topics(settings: Settings) -> None:
     from stream.topic_admin import create_topics
     from stream.topics import topic_plan
 
-    asyncio.run(create_topics(settings.bootstrap_servers, topic_plan(settings)))
+    asyncio.run(create_topics(settings, topic_plan(settings)))
 
 
 def prepare_topics(settings: Settings) -> None:
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from agents.faust_compat import check_faust_version
+    from stream import kafka_clients
 
     try:
         check_faust_version()  # before anything else: our use of Faust's internals is version-bound
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         level = logging.getLogger().level or logging.INFO
         configure_logging(settings.log_format, level)  # a settings file may name the format
         log.info("starting worker with %s", settings.redacted())
+        kafka_clients.check_connection_sync(settings)
         prepare_topics(settings)
         pipeline = build_worker_app(settings)
     except KpiStreamError as exc:

@@ -6,10 +6,15 @@ the network. Needs Java 17+. The broker binds 127.0.0.1 only, on free ports, wit
 `auto.create.topics.enable=false` (every topic is created explicitly, see `topics.py`).
 Data lives in `data_dir/data`: stopping or killing and starting again keeps it.
 
+With `security=BrokerSecurity(pki, users)` the client listener is SASL_SSL (the certificate of
+`stream.devenv.tls`, users with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN, the SCRAM ones written by
+`kafka-storage format --add-scram`), as on a managed cluster; the broker talks to itself on a
+separate PLAINTEXT listener. `client_env(user)` gives the KPISTREAM_* settings of a client.
+
     with KafkaBroker(tmp_path) as kafka:
         create_topics_sync(kafka.bootstrap, {"calls": (4, {})})
 
-Scripts: `python -m stream.devenv.kafka start|stop|status --data-dir DIR`.
+Scripts: `python -m stream.devenv.kafka start|stop|status --data-dir DIR [--sasl-ssl]`.
 """
 
 from __future__ import annotations
@@ -20,14 +25,18 @@ import contextlib
 import fcntl
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from stream.config import Settings, load_settings
 from stream.devenv.process import BrokerProcess, free_port, log_tail, pid_alive, stop_pid
+from stream.devenv.tls import Pki
 from stream.errors import ServiceError
 from stream.topic_admin import metadata_ready_sync
 
@@ -141,6 +150,27 @@ def _new_cluster_id() -> str:
             return cid
 
 
+# The SASL mechanisms of a secured broker; SCRAM users are stored in the cluster metadata.
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_USER_OR_PASSWORD = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A SASL_SSL client listener: the server certificate of `pki` and `users` (name -> password)."""
+
+    pki: Pki
+    users: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        if not self.users:
+            raise ServiceError("a secured broker needs at least one user")
+        for name, password in self.users.items():
+            if not (_USER_OR_PASSWORD.match(name) and _USER_OR_PASSWORD.match(password)):
+                # They go into a JAAS line and a --add-scram argument unquoted.
+                raise ServiceError("test users and passwords: letters, digits, '_', '.', '-' only")
+
+
 class KafkaBroker(BrokerProcess):
     """One Apache Kafka process in KRaft combined mode (broker + controller), loopback only.
 
@@ -161,8 +191,11 @@ class KafkaBroker(BrokerProcess):
         quorum_voters: str | None = None,
         cluster_id: str | None = None,
         replication: int = 1,
+        security: BrokerSecurity | None = None,
     ) -> None:
         super().__init__(data_dir, port)
+        self.security = security
+        self.internal_port = 0  # the broker's own PLAINTEXT listener when the client one is secured
         self.controller_port: int = controller_port or 0
         self.heap = heap
         self.node_id = node_id
@@ -184,6 +217,10 @@ class KafkaBroker(BrokerProcess):
             self.controller_port = free_port(self.host)
             while self.controller_port == self.port:
                 self.controller_port = free_port(self.host)
+        if self.security is not None and not self.internal_port:
+            self.internal_port = free_port(self.host)
+            while self.internal_port in (self.port, self.controller_port):
+                self.internal_port = free_port(self.host)
         log_dir = self.data_dir / "data"
         (self.data_dir / "log4j.properties").write_text(_LOG4J)
         self.properties_path.write_text(self._properties(log_dir))
@@ -195,11 +232,23 @@ class KafkaBroker(BrokerProcess):
         cmd = [
             java, *self._jvm_opts(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
             "-t", id_file.read_text().strip(), "-c", str(self.properties_path), "--ignore-formatted",
+            *self._scram_args(),
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, timeout=120)
         if proc.returncode != 0:
             raise ServiceError(f"kafka storage format failed (exit {proc.returncode}):\n{self.tail()}")
+
+    def _scram_args(self) -> list[str]:
+        """`--add-scram` for every user and SCRAM mechanism (KRaft keeps them in its metadata log)."""
+        if self.security is None:
+            return []
+        return [
+            arg
+            for name, password in self.security.users.items()
+            for mech in SCRAM_MECHANISMS
+            for arg in ("--add-scram", f"{mech}=[name={name},password={password}]")
+        ]
 
     def _jvm_opts(self) -> list[str]:
         return [
@@ -243,14 +292,61 @@ class KafkaBroker(BrokerProcess):
             "num.io.threads": "4",
             "log.retention.hours": "168",
         }
+        if self.security is not None:
+            props.update(self._secured_properties())
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _secured_properties(self) -> dict[str, str]:
+        """Clients on SASL_SSL at `port`; the broker itself on PLAINTEXT at `internal_port`."""
+        assert self.security is not None
+        h, p, i, c = self.host, self.port, self.internal_port, self.controller_port
+        plain_users = " ".join(f'user_{n}="{pw}"' for n, pw in self.security.users.items())
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "listeners": f"SASL_SSL://{h}:{p},INTERNAL://{h}:{i},CONTROLLER://{h}:{c}",
+            "advertised.listeners": f"SASL_SSL://{h}:{p},INTERNAL://{h}:{i}",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": ",".join(("PLAIN", *SCRAM_MECHANISMS)),
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.security.pki.server_keystore),
+            "ssl.client.auth": "none",
+        }
+
+    def client_env(
+        self, user: str | None = None, password: str | None = None, mechanism: str = "SCRAM-SHA-512"
+    ) -> dict[str, str]:
+        """The KPISTREAM_* settings of a client of this broker (as `user`, the first one by default)."""
+        env = {"KPISTREAM_BROKER": self.url}
+        if self.security is None:
+            return env
+        name = user or next(iter(self.security.users))
+        env.update(
+            KPISTREAM_KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+            KPISTREAM_KAFKA_SASL_MECHANISM=mechanism,
+            KPISTREAM_KAFKA_SASL_USERNAME=name,
+            KPISTREAM_KAFKA_SASL_PASSWORD=password if password is not None else self.security.users[name],
+            KPISTREAM_KAFKA_SSL_CAFILE=str(self.security.pki.ca_cert),
+        )
+        return env
+
+    def client_settings(self, user: str | None = None) -> Settings:
+        """Settings (broker and Kafka security only) of a client of this broker."""
+        return load_settings(env=self.client_env(user))
 
     def _command(self) -> Sequence[str]:
         java = shutil.which("java") or "java"
         return [java, *self._jvm_opts(), "-cp", f"{libs_dir()}/*", "kafka.Kafka", str(self.properties_path)]
 
     def _probe(self) -> bool:
-        return metadata_ready_sync(self.bootstrap, timeout=5.0)
+        # Through the client listener, TLS and login included: ready means ready for clients.
+        target = self.client_settings() if self.security is not None else self.bootstrap
+        return metadata_ready_sync(target, timeout=5.0)
 
 
 # -- python -m stream.devenv.kafka start|stop|status ------------------------------------------------
@@ -260,6 +356,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=".kpistream/kafka", help="broker data and log directory")
     parser.add_argument("--port", type=int, default=None, help="PLAINTEXT port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    parser.add_argument(
+        "--sasl-ssl",
+        action="store_true",
+        help="a SASL_SSL client listener with a test CA (DATA_DIR/pki) and the user 'kpistream' with a "
+        "random password; the client settings are written to DATA_DIR/client.env",
+    )
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir).resolve()
     pid_file, url_file = data_dir / "kafka.pid", data_dir / "kafka.url"
@@ -269,8 +371,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if running:
             print(url_file.read_text().strip())
             return 0
-        broker = KafkaBroker(data_dir, port=args.port)
         try:
+            broker = KafkaBroker(data_dir, port=args.port, security=_dev_security(data_dir, args.sasl_ssl))
             broker.start(args.timeout)
         except ServiceError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -278,6 +380,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         pid_file.write_text(str(broker.pid))
         url_file.write_text(broker.url)
         print(broker.url)
+        if broker.security is not None:
+            env_file = data_dir / "client.env"
+            env_file.touch(mode=0o600)
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in broker.client_env().items()))
+            print(f"client settings (with the password): {env_file}")
         return 0
     if args.action == "stop":
         if running and pid is not None:
@@ -292,6 +399,24 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if tail:
         print(tail)
     return 3
+
+
+def _dev_security(data_dir: Path, secured: bool) -> BrokerSecurity | None:
+    """The test CA and user of `start --sasl-ssl`, made once and kept in `data_dir`."""
+    if not secured:
+        return None
+    from stream.devenv.tls import make_pki
+
+    pki_dir, password_file = data_dir / "pki", data_dir / "pki" / "kpistream.password"
+    if password_file.is_file():
+        pki = Pki(
+            pki_dir / "ca.pem", pki_dir / "ca-key.pem", pki_dir / "server.pem", pki_dir / "server-key.pem"
+        )
+    else:
+        pki = make_pki(pki_dir)
+        password_file.touch(mode=0o600)
+        password_file.write_text(secrets.token_urlsafe(18))
+    return BrokerSecurity(pki, {"kpistream": password_file.read_text().strip()})
 
 
 if __name__ == "__main__":

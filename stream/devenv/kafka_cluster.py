@@ -106,10 +106,10 @@ class KafkaCluster:
 
     def live_brokers(self) -> int:
         """How many brokers the cluster's metadata lists now (0 when no node answers)."""
-        from aiokafka import AIOKafkaClient
+        from stream import kafka_clients
 
         async def count() -> int:
-            client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+            client = kafka_clients.client(self.bootstrap, request_timeout_ms=5000)
             try:
                 await client.bootstrap()
                 return len(client.cluster.brokers())

@@ -13,6 +13,7 @@ import contextlib
 import json
 from typing import Any
 
+from stream import kafka_clients
 from stream.config import Settings, mask_secrets
 from stream.core.keys import CENTER_ID
 from stream.errors import SinkError
@@ -31,7 +32,7 @@ class KafkaSink:
     name = "kafka"
 
     def __init__(self, settings: Settings) -> None:
-        self.bootstrap = settings.bootstrap_servers
+        self.settings = settings
         self.scores_topic = settings.topic(OPERATOR_SCORES)
         self.queues_topic = settings.topic(QUEUE_KPIS)
         self.scorecard_topic = settings.topic(SCORECARD)
@@ -39,12 +40,10 @@ class KafkaSink:
 
     async def _start(self) -> Any:
         if self._producer is None:
-            from aiokafka import AIOKafkaProducer
-
             # Idempotent: a batch retried after a leader moved (a broker lost) is written once and
             # in order, so an older record of a key never lands after a newer one.
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
+            producer = kafka_clients.producer(
+                self.settings,
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=20,

@@ -17,7 +17,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from tests_support import kpistream, send_events
 
 from stream.config import load_settings
-from stream.topic_admin import admin_client, run_sync
+from stream.kafka_clients import admin as admin_client
+from stream.topic_admin import run_sync
 from stream.topic_check import check_topics
 from stream.topics import topic_plan
 
