@@ -23,6 +23,7 @@ from agents import faust_compat
 from agents.batching import WriteBack, run_bulk
 from agents.codecs import TableCodecs
 from agents.transport import FastTransport
+from agents.web_auth import web_server_options
 from schemas.dead_letters import dead_letter
 from schemas.parse import parse_event
 from schemas.timestamps import format_ts
@@ -462,4 +463,5 @@ def make_app(settings: Settings) -> faust.App:
         Topic=faust_topic_class(settings),
         processing_guarantee="at_least_once",
         logging_config=None,
+        **web_server_options(settings),  # TLS on the web port (agents/web_auth.py)
     )

@@ -10,13 +10,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
+from agents.ingest import install_ingest
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
+from agents.web_auth import install_web_auth
 from stream.strategies import StrategyBook
 
 
 def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
     app = pipeline.app
+    # Before any route: one middleware decides every request by method and path (agents/web_auth.py).
+    install_web_auth(app, pipeline.settings)
 
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> web.Response:
@@ -73,6 +77,7 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
         return self.bytes(view.to_bytes(), content_type="application/json")
 
     install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
+    install_ingest(app, pipeline.settings)  # POST /api/v1/events (HTTP ingest)
 
 
 def readiness(app: Any, health: Health) -> dict[str, Any]:

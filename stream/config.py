@@ -73,6 +73,31 @@ class Settings:
     # over a partition after a crash starts from its copy instead of reading the whole changelog.
     table_standby_replicas: int = 0
     fund_amount: str = ""
+    # Web port: authentication, TLS and HTTP ingest (agents/web_auth.py, agents/ingest.py, docs/security.md)
+    web_auth_file: str = setting(
+        "", "TOML file of web users ([[users]] name, role, token_sha256 and/or password_hash); on when set"
+    )
+    web_viewer_token: str = setting(
+        "", "a bearer token with role viewer (read the wallboard and API)", secret=True
+    )
+    web_admin_token: str = setting("", "a bearer token with role admin (every request)", secret=True)
+    web_ingest_token: str = setting(
+        "", "a bearer token with role ingest (POST /api/v1/events only)", secret=True
+    )
+    web_peer_token: str = setting(
+        "",
+        "the token workers send each other for /api/v1/local/aggregates (same on every worker)",
+        secret=True,
+    )
+    web_auth_metrics: bool = setting(False, "with auth on, /metrics needs role viewer too (default: open)")
+    web_tls_certfile: str = setting("", "PEM certificate (chain) of the web port: HTTPS when set")
+    web_tls_keyfile: str = setting("", "PEM private key of web_tls_certfile (if not in the same file)")
+    web_tls_cafile: str = setting(
+        "", "CA file workers check each other's web certificates with (default: system CAs)"
+    )
+    web_max_body_bytes: int = setting(
+        1_048_576, "largest request body POST /api/v1/events accepts (413 beyond)"
+    )
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
@@ -108,6 +133,11 @@ class Settings:
                 "not with rocksdb:// (lost counts at failover, docs/benchmarks.md 'Failover'); "
                 "use 0 or the memory store",
             )
+        # web port: authentication, TLS and HTTP ingest
+        if self.web_tls_keyfile and not self.web_tls_certfile:
+            raise ConfigError("web_tls_keyfile", "needs web_tls_certfile")
+        if self.web_max_body_bytes < self.max_message_bytes:
+            raise ConfigError("web_max_body_bytes", "must be at least max_message_bytes (one event)")
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
 
