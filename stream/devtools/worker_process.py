@@ -101,7 +101,12 @@ class WorkerProcess:
             raise WorkerFailed(f"the worker exited (code {code}); see {self.log_path}", self.log_tail())
 
     def get(self, path: str, timeout: float = 10.0) -> bytes:
-        with urllib.request.urlopen(f"{self.base_url}{path}", timeout=timeout) as r:
+        """GET a path, with the worker's own viewer (or admin) token when web auth is on."""
+        request = urllib.request.Request(f"{self.base_url}{path}")
+        token = self.env.get("KPISTREAM_WEB_VIEWER_TOKEN") or self.env.get("KPISTREAM_WEB_ADMIN_TOKEN")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             body: bytes = r.read()
             return body
 
