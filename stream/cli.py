@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.commands.simulate",
     "stream.commands.importers",
     "stream.commands.bench",
+    "stream.commands.web_user",
 )
 
 

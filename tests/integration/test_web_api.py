@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from tests_support import kpistream
 
-from stream.simulator import SimConfig, generate, iter_jsonl
 from stream.config import load_settings
+from stream.simulator import SimConfig, generate, iter_jsonl
 from stream.topics import INPUT_TOPICS, topic_specs
 
 pytestmark = pytest.mark.integration

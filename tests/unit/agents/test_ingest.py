@@ -1,4 +1,4 @@
-"""HTTP ingest's pure part: splitting a body into the events as sent, judging them with the stream's parser."""
+"""HTTP ingest's pure part: a body split into the events as sent, judged by the stream's parser."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def test_validation_is_the_streams_with_its_reasons() -> None:
         (4, b'{"event_id": "e4", "type": "call.teleported", "ts": 1}'),
         (
             5,
-            b'{"event_id": "e5", "type": "call.offered", "ts": 1, "call_id": "c", "queue": "q", "queue": "r"}',
+            b'{"event_id": "e5", "type": "call.offered", "ts": 1, "call_id": "c", "queue": "q", '
+            b'"queue": "r"}',
         ),
         (6, json.dumps({**OFFERED, "pad": "x" * 200}).encode()),
     ]

@@ -370,3 +370,24 @@ def test_tls_settings_are_checked(tmp_path: Path) -> None:
         Settings(web_tls_keyfile="k.pem")
     with pytest.raises(ConfigError, match="web certificate"):
         server_tls_context(Settings(web_tls_certfile=str(tmp_path / "none.pem")))
+
+
+# ----------------------------------------------------------------------------- kpistream web-user
+
+
+def test_web_user_entries_load(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from stream.cli import main
+
+    assert main(["web-user", "floor-tv"]) == 0
+    out, err = capsys.readouterr()
+    token = err.rsplit(": ", 1)[1].strip()
+    (user,) = parse_users(out)
+    assert (user.name, user.role) == ("floor-tv", VIEWER) and token not in out
+    assert Credentials([user]).by_token(token) is not None
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["web-user", "alice", "--role", "admin", "--password"]) == 0
+    (alice,) = parse_users(capsys.readouterr().out)
+    assert alice.role == ADMIN and alice.password is not None and alice.password.verify("correct horse")
