@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -56,7 +57,7 @@ def call(
     if content_type:
         request.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(request, timeout=60) as r:
+        with urllib.request.urlopen(request, timeout=60, context=worker.tls_context()) as r:
             status, raw = r.status, r.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
@@ -222,15 +223,62 @@ def test_auth_and_http_ingest_equal_report(
     expected = dict(json.loads(r.stdout)["periods"])
     assert set(expected) == {"day:2026-01-31", "day:2026-02-01", "month:2026-01", "month:2026-02"}
     for worker in (w1, w2):
-        deadline = time.monotonic() + 180
-        got: Any = None
-        while time.monotonic() < deadline:
-            status, body = call(worker, "/api/v1/periods", token=VIEWER)
-            if status == 200:
-                got = {k: v for k, v in body["periods"].items() if k != "rolling"}
-                if got == expected:
-                    break
-            else:
-                assert status == 503, body  # a rebalance or a peer: never 401 (peers authenticate)
-            time.sleep(1.0)
-        assert got == expected, worker.log_tail()
+        assert periods_when_equal(worker, expected) == expected, worker.log_tail()
+
+
+def periods_when_equal(worker: Any, expected: dict[str, Any], timeout: float = 180) -> Any:
+    """The worker's day and month periods, polled until they equal `expected` or `timeout` passed."""
+    deadline = time.monotonic() + timeout
+    got: Any = None
+    while time.monotonic() < deadline:
+        status, body = call(worker, "/api/v1/periods", token=VIEWER)
+        if status == 200:
+            got = {k: v for k, v in body["periods"].items() if k != "rolling"}
+            if got == expected:
+                break
+        else:
+            assert status == 503, body  # a rebalance or a peer: never 401 (peers authenticate)
+        time.sleep(1.0)
+    return got
+
+
+def test_tls_web_port_with_peers(
+    kafka_broker: Any, worker_env: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    """HTTPS on the web port: two workers read each other's partitions over TLS with the peer token."""
+    cert, key = tmp_path / "web.crt", tmp_path / "web.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tls = {"KPISTREAM_WEB_TLS_CERTFILE": str(cert), "KPISTREAM_WEB_TLS_KEYFILE": str(key)}
+    env = worker_env(kafka_broker.url, KPISTREAM_WEB_TLS_CAFILE=str(cert), **tls, **TOKENS)
+    env2 = {
+        **env,
+        "KPISTREAM_WEB_PORT": worker_env(kafka_broker.url)["KPISTREAM_WEB_PORT"],
+        "KPISTREAM_DATA_DIR": str(tmp_path / "worker-1-data"),
+    }
+    w1, w2 = start_worker(env), start_worker(env2)  # ready over https
+    assert w1.base_url.startswith("https://")
+    with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP is not served
+        urllib.request.urlopen(f"http://127.0.0.1:{w1.port}/healthz", timeout=10)
+    assert call(w1, "/api/v1/periods")[0] == 401
+
+    lines = list(iter_jsonl(generate(SimConfig(seed=5, start="2026-01-15T09:00:00+00:00", hours=1))))
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    status, body = call(
+        w2,
+        "/api/v1/events",
+        token=INGEST,
+        method="POST",
+        body=events_file.read_bytes(),
+        content_type="application/x-ndjson",
+    )
+    assert status == 200 and body["accepted"] == len(lines), body
+    r = kpistream("report", "--events", str(events_file), env=env)
+    assert r.returncode == 0, r.stderr
+    expected = dict(json.loads(r.stdout)["periods"])
+    for worker in (w1, w2):
+        assert periods_when_equal(worker, expected) == expected, worker.log_tail()
