@@ -368,6 +368,8 @@ def test_tls_serves_https_and_peers_check_the_certificate(tmp_path: Path) -> Non
 def test_tls_settings_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="web_tls_certfile"):
         Settings(web_tls_keyfile="k.pem")
+    with pytest.raises(ConfigError, match="web_max_body_bytes"):
+        Settings(web_max_body_bytes=1000)  # below one event (max_message_bytes)
     with pytest.raises(ConfigError, match="web certificate"):
         server_tls_context(Settings(web_tls_certfile=str(tmp_path / "none.pem")))
 
