@@ -227,6 +227,7 @@ def cluster_periods(
     strategy: Strategy,
     cfg: KpiConfig,
     fund_of: Callable[[str], Fund | None],
+    strategy_of: Callable[[str], Strategy] | None = None,
 ) -> dict[str, Any]:
     """The body of `/api/v1/periods`: the report's JSON (periods in retention, funds) plus `rolling`."""
     wm = state.vouched
@@ -241,7 +242,7 @@ def cluster_periods(
     periods: dict[str, Any] = {}
     for pk in sorted(data):
         fund = None if pk == ROLLING else fund_of(pk)
-        period = period_report(pk, data[pk], strategy, cfg, state.business, fund)
+        period = period_report(pk, data[pk], strategy, cfg, state.business, fund, strategy_of)
         if fund is not None:
             period["fund"] = str(fund)  # as `kpistream report` gives it
         periods[pk] = period
@@ -340,10 +341,12 @@ class ClusterView:
         strategy: Callable[[], Strategy],
         fund_of: Callable[[str], Fund | None],
         timeout_s: float = PEER_TIMEOUT_S,
+        strategy_of: Callable[[str], Strategy] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.app = pipeline.app
         self.strategy = strategy
+        self.strategy_of = strategy_of
         self.fund_of = fund_of
         self.timeout_s = timeout_s
         self.partition_of = PartitionOf(pipeline.settings.partitions, self.app.conf.producer_partitioner)
@@ -384,6 +387,12 @@ class ClusterView:
 
     async def periods(self) -> dict[str, Any]:
         """The whole cluster's periods (the body of `/api/v1/periods`); raises ClusterUnavailable."""
+        return cluster_periods(
+            await self.state(), self.strategy(), self.pipeline.cfg, self.fund_of, self.strategy_of
+        )
+
+    async def state(self) -> ClusterState:
+        """The whole cluster's aggregates and business facts, every partition once; or ClusterUnavailable."""
         own = self.local()
         peers = peers_of(self.app.router.tables_metadata(), self.changelog_topic)
         client = self.app.http_client
@@ -393,6 +402,4 @@ class ClusterView:
 
         views = await gather_views(own, peers, fetch)
         self.check_settled()  # a rebalance that began while peers answered makes their views stale
-        cfg = self.pipeline.cfg
-        state = merge_views(views, self.pipeline.settings.partitions, cfg)
-        return cluster_periods(state, self.strategy(), cfg, self.fund_of)
+        return merge_views(views, self.pipeline.settings.partitions, self.pipeline.cfg)

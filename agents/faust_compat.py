@@ -91,6 +91,10 @@ WATCHED: dict[str, str] = {
     "aiokafka.cluster:ClusterMetadata.update_metadata": (
         "6c2cce8f96dcc199c007c8292fb23df8371a695c46f7408d79ce0c3639df6fce"
     ),
+    # `committed_offset` reads the map this fills with the offsets it committed (next to process)
+    "faust.transport.consumer:Consumer._commit_offsets": (
+        "1a6979904118844111259d182ca1c6e92ccc16364ccbe55c58e59d6e254a7adb"
+    ),
 }
 
 
@@ -502,3 +506,14 @@ class TransportApp(faust.App):
         if self.transport_class is not None and url.scheme in ("kafka", "aiokafka"):
             return self.transport_class(self.conf.broker_consumer, self)
         return super()._new_transport()
+
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The offset Faust last committed for `tp` (the next message to process); None before its first.
+
+    Faust 0.15 keeps it in `Consumer._committed_offset` (a defaultdict: `.get` adds nothing) and has
+    no public accessor; the broker's copy would cost a request per partition.
+    """
+    committed: Any = getattr(consumer, "_committed_offset", None)
+    value = committed.get(tp) if committed is not None else None
+    return None if value is None else int(value)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.config import Settings, mask_secrets
+from stream.sinks.redis_conn import RedisTarget
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,9 @@ async def _close_quietly(client: Any) -> None:
         log.debug("closing probe client: %r", exc)
 
 
-async def ping_redis(url: str, timeout_s: float) -> None:
+async def ping_redis(target: RedisTarget, timeout_s: float) -> None:
     """PING Redis on a fresh connection (the sink's own pool may hold a dead one)."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    client = target.client(socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         await client.ping()
     finally:
@@ -144,10 +143,10 @@ class Health:
         self.broker = Probe(
             "broker", self.broker_client.describe, timeout_s=timeout_s, fresh_s=fresh_s, clock=clock
         )
-        redis_url = settings.redis_url
+        redis_target = RedisTarget.of(settings)
         self.redis = Probe(
             "redis",
-            lambda: ping_redis(redis_url, timeout_s),
+            lambda: ping_redis(redis_target, timeout_s),
             timeout_s=timeout_s,
             fresh_s=fresh_s,
             clock=clock,

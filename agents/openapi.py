@@ -10,6 +10,7 @@ import copy
 from functools import cache
 from typing import Any
 
+from agents import payouts_api
 from schemas.outputs import alert_schema, json_object, queue_kpis_schema, scorecard_schema
 from stream.core.kpis import OPERATOR_KPIS
 from stream.core.live import LIVE_FIELDS
@@ -301,6 +302,7 @@ def _document() -> dict[str, Any]:
         ),
     }
     paths["/api/v1/events"]["post"] = _ingest_operation()
+    paths.update(payouts_api.openapi_paths())  # the month close (agents/payouts_api.py)
     return {
         "openapi": "3.1.0",
         "info": {

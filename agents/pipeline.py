@@ -23,7 +23,7 @@ from agents import faust_compat
 from agents.batching import WriteBack, run_bulk
 from agents.codecs import TableCodecs
 from agents.transport import FastTransport
-from agents.web_auth import web_server_options
+from agents.web_auth import canonical_url, web_server_options
 from schemas.dead_letters import dead_letter
 from schemas.parse import parse_event
 from schemas.timestamps import format_ts
@@ -76,6 +76,8 @@ class Pipeline:
         self.app = app or make_app(settings)
         self.on_change: list[Callable[[list[str]], None]] = []
         self.event_time = Watermark()  # see stream/core/eventtime.py: no single event moves it
+        # Freshness is measured from the vouched time, so one event stamped in the future cannot hide it.
+        self.metrics.watch_event_time(lambda: self.event_time.value, clock)
         p = settings.partitions
         self.input_topics = {
             stream: self.app.topic(
@@ -444,6 +446,8 @@ def make_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # Peers read this worker's partitions at this URL (agents/cluster_view.py); None: web_host:web_port.
+        canonical_url=canonical_url(settings),  # what peers call (agents/web_auth.py)
         datadir=f"{settings.data_dir}/worker-{settings.app_id}",
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,

@@ -17,6 +17,7 @@ from stream.sinks.base import Sink
 from stream.sinks.kafka import KafkaSink
 from stream.sinks.prometheus import PrometheusSink
 from stream.sinks.redis import RedisSink
+from stream.sinks.redis_keys import Keyspace
 from stream.strategies import StrategyBook
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,12 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
     settings = pipeline.settings
     if sinks is None:
         sinks = [
-            RedisSink(settings.redis_url, settings.kpi),
+            RedisSink(
+                settings.redis_url,
+                settings.kpi,
+                ssl_cafile=settings.redis_ssl_cafile,
+                keyspace=Keyspace(settings.redis_key_prefix),
+            ),
             KafkaSink(settings),
             PrometheusSink(pipeline.metrics),
         ]

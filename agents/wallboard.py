@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
 from aiohttp import web as aioweb
 from faust import web
 from redis.exceptions import RedisError
@@ -33,10 +32,11 @@ from stream.core.kpis import OPERATOR_KPIS, QUEUE_KPIS
 from stream.core.live import LIVE_FIELDS
 from stream.core.periods import ROLLING
 from stream.core.timefmt import format_ts
+from stream.sinks.redis_conn import RedisTarget
 from stream.sinks.redis_keys import (
-    ACTIVE_ALERTS,
-    UPDATES_CHANNEL,
+    DEFAULT_KEYSPACE,
     CenterKey,
+    Keyspace,
     LeaderboardKey,
     LiveQueueKey,
     OperatorKey,
@@ -275,23 +275,34 @@ def limit_param(value: str | None, default: int = 50, maximum: int = 1000) -> in
 # ----------------------------------------------------------------------------- reading Redis
 
 
-async def _scan(r: Any, pattern: str) -> list[str]:
-    return [k async for k in r.scan_iter(match=pattern, count=500)]
+async def _scan(r: Any, pattern: str, ks: Keyspace = DEFAULT_KEYSPACE) -> list[str]:
+    """The keys of `ks` matching a layout pattern, without the keyspace's prefix."""
+    found = [k async for k in r.scan_iter(match=ks.scan(pattern), count=500)]
+    return [bare for k in found if (bare := ks.strip(k)) is not None]
 
 
 class WallboardReader:
     """The API's reads of Redis. One shared client (created in the serving loop, on first use)."""
 
-    def __init__(self, redis_url: str, cfg: KpiConfig, *, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        cfg: KpiConfig,
+        *,
+        timeout_s: float = 2.0,
+        ssl_cafile: str = "",
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
+    ) -> None:
         self.redis_url = redis_url
+        self.target = RedisTarget(redis_url, ssl_cafile, keyspace)
+        self.ks = keyspace
         self.cfg = cfg
         self.timeout_s = timeout_s
         self._client: Any = None
 
     def client(self) -> Any:
         if self._client is None:
-            self._client = aioredis.from_url(
-                self.redis_url,
+            self._client = self.target.client(
                 decode_responses=True,
                 socket_timeout=self.timeout_s,
                 socket_connect_timeout=self.timeout_s,
@@ -307,9 +318,9 @@ class WallboardReader:
 
     async def current_periods(self) -> dict[str, str | None]:
         r = self.client()
-        keys = await _scan(r, CenterKey.SCAN)
-        keys += await _scan(r, LeaderboardKey.SCAN)
-        keys += await _scan(r, ScorecardKey.SCAN)
+        keys = await _scan(r, CenterKey.SCAN, self.ks)
+        keys += await _scan(r, LeaderboardKey.SCAN, self.ks)
+        keys += await _scan(r, ScorecardKey.SCAN, self.ks)
         return latest_keys(keys)
 
     async def queues(self) -> Record:
@@ -318,17 +329,18 @@ class WallboardReader:
         periods = await self.current_periods()
         wanted = {pk: kind for kind, pk in periods.items() if pk}
         targets: list[tuple[str | None, str]] = []
-        for key in await _scan(r, QueueKey.SCAN):
+        for key in await _scan(r, QueueKey.SCAN, self.ks):
             qk = QueueKey.decode(key)
             if qk is not None and qk.period_key in wanted:
                 targets.append((qk.queue, qk.period_key))
         targets += [(None, pk) for pk in wanted]
         async with r.pipeline(transaction=False) as pipe:
             for queue, pk in targets:
-                pipe.hgetall(queue_or_center_key(queue, pk).encode())
+                pipe.hgetall(self.ks.key(queue_or_center_key(queue, pk)))
             hashes = await pipe.execute()
         names = {q for q, _ in targets if q is not None}
-        names |= {lk.queue for k in await _scan(r, LiveQueueKey.SCAN) if (lk := LiveQueueKey.decode(k))}
+        live_keys = await _scan(r, LiveQueueKey.SCAN, self.ks)
+        names |= {lk.queue for k in live_keys if (lk := LiveQueueKey.decode(k))}
         rows: dict[str | None, Record] = {
             q: self._queue_row(q) for q in [None, *sorted(n for n in names if n != CENTER_ID)]
         }
@@ -372,13 +384,13 @@ class WallboardReader:
         body: Record = {"period": period, "period_key": pk, "count": 0, "operators": []}
         if pk is None:
             return body
-        raw = await r.zrange(LeaderboardKey(pk).encode(), 0, -1, withscores=True)
+        raw = await r.zrange(self.ks.key(LeaderboardKey(pk)), 0, -1, withscores=True)
         ranked = rank_rows((str(op), float(score)) for op, score in raw)
         body["count"] = len(ranked)
         top = ranked[:limit]
         async with r.pipeline(transaction=False) as pipe:
             for _, op, _ in top:
-                pipe.hgetall(OperatorKey(op, pk).encode())
+                pipe.hgetall(self.ks.key(OperatorKey(op, pk)))
             hashes = await pipe.execute()
         body["operators"] = [
             operator_entry(rank, op, f, h) for (rank, op, f), h in zip(top, hashes, strict=True)
@@ -387,15 +399,16 @@ class WallboardReader:
 
     async def live(self) -> Record:
         r = self.client()
-        keys = sorted(lk for k in await _scan(r, LiveQueueKey.SCAN) if (lk := LiveQueueKey.decode(k)))
+        found = await _scan(r, LiveQueueKey.SCAN, self.ks)
+        keys = sorted(lk for k in found if (lk := LiveQueueKey.decode(k)))
         async with r.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hgetall(key.encode())
+                pipe.hgetall(self.ks.key(key))
             hashes = await pipe.execute()
         return {"queues": [live_row(k.queue, h) for k, h in zip(keys, hashes, strict=True)]}
 
     async def alerts(self) -> Record:
-        raw = await self.client().hgetall(ACTIVE_ALERTS)
+        raw = await self.client().hgetall(self.ks.active_alerts)
         alerts = []
         for text in raw.values():
             with contextlib.suppress(ValueError):
@@ -407,7 +420,7 @@ class WallboardReader:
         pk = (await self.current_periods())[period]
         card = None
         if pk is not None:
-            h = await self.client().hgetall(ScorecardKey(pk).encode())
+            h = await self.client().hgetall(self.ks.key(ScorecardKey(pk)))
             card = scorecard_from_hash(pk, h) if h else None
         return {
             "period": period,
@@ -471,7 +484,7 @@ class EventStream:
             while not gone():
                 try:
                     async with self.reader.client().pubsub() as ps:
-                        await ps.subscribe(UPDATES_CHANNEL)
+                        await ps.subscribe(self.reader.ks.updates_channel)
                         stale_since = None
                         await send(sse_event(json.dumps({"redis": "up"}), "fresh"))
                         while not gone():
@@ -512,11 +525,18 @@ def static_response(name: str) -> aioweb.Response:
     )
 
 
-def install_wallboard(app: faust.App, redis_url: str, cfg: KpiConfig) -> WallboardReader:
+def install_wallboard(
+    app: faust.App,
+    redis_url: str,
+    cfg: KpiConfig,
+    *,
+    ssl_cafile: str = "",
+    keyspace: Keyspace = DEFAULT_KEYSPACE,
+) -> WallboardReader:
     """Register /wallboard, its static files and the /api/v1 Redis-backed endpoints on a Faust app."""
     from agents.openapi import openapi_document
 
-    reader = WallboardReader(redis_url, cfg)
+    reader = WallboardReader(redis_url, cfg, ssl_cafile=ssl_cafile, keyspace=keyspace)
     closing = asyncio.Event()
 
     async def on_shutdown(_app: aioweb.Application) -> None:

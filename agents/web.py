@@ -6,18 +6,22 @@ from typing import Any
 
 from faust import web
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
 from agents.ingest import install_ingest
+from agents.payouts_api import install_payouts
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
 from agents.web_auth import install_web_auth
+from stream.metrics import Exposition
+from stream.publish import Publisher
+from stream.sinks.redis_keys import Keyspace
 from stream.strategies import StrategyBook
 
 
-def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
+def install_pages(pipeline: Pipeline, book: StrategyBook, publisher: Publisher) -> None:
     app = pipeline.app
     # Before any route: one middleware decides every request by method and path (agents/web_auth.py).
     install_web_auth(app, pipeline.settings)
@@ -46,15 +50,20 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
             app, pattern="/metrics", registry=pipeline.metrics.registry, name_prefix="faust"
         )
     else:
+        exposition = Exposition(pipeline.metrics.registry)
 
         @app.page("/metrics")
         async def metrics(self: web.View, request: web.Request) -> web.Response:
-            body = generate_latest(pipeline.metrics.registry)
+            # Rendered in a thread: 5,000 operators' series took ~0.2 s of the loop per scrape.
+            body = await exposition.render()
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     cluster = ClusterView(
         pipeline,
-        strategy=lambda: book.get(book.default),
+        # The default in force (switched by `kpistream strategy set`) and each operator's team
+        # strategy: the publisher's, so the API gives the F that Redis and the topics carry.
+        strategy=lambda: book.get(publisher.default),
+        strategy_of=publisher.strategy_for,
         fund_of=lambda pk: book.fund_for(pk, pipeline.settings.fund_amount or None),
     )
 
@@ -76,8 +85,16 @@ def install_pages(pipeline: Pipeline, book: StrategyBook) -> None:
             return self.json(exc.to_json(), status=503)
         return self.bytes(view.to_bytes(), content_type="application/json")
 
-    install_wallboard(app, pipeline.settings.redis_url, pipeline.cfg)  # /wallboard and the Redis API
-    install_ingest(app, pipeline.settings)  # POST /api/v1/events (HTTP ingest)
+    settings = pipeline.settings
+    install_wallboard(  # /wallboard and the Redis API
+        app,
+        settings.redis_url,
+        pipeline.cfg,
+        ssl_cafile=settings.redis_ssl_cafile,
+        keyspace=Keyspace(settings.redis_key_prefix),
+    )
+    install_payouts(app, pipeline, book, cluster)  # POST /api/v1/payouts/close (month close)
+    install_ingest(app, settings)  # POST /api/v1/events (HTTP ingest)
 
 
 def readiness(app: Any, health: Health) -> dict[str, Any]:

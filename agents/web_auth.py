@@ -437,15 +437,22 @@ def peer_tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def web_server_options(settings: Settings) -> dict[str, Any]:
-    """Faust app options for TLS on the web port: its SSL context and an https canonical URL.
-
-    The canonical URL is what peers call (`/api/v1/local/aggregates`): with TLS it must be https,
-    and `web_host` a name the certificate holds (peers check it).
-    """
+    """Faust app options for TLS on the web port: its SSL context (empty without TLS)."""
     ctx = server_tls_context(settings)
-    if ctx is None:
-        return {}
-    return {"web_ssl_context": ctx, "canonical_url": f"https://{settings.web_host}:{settings.web_port}"}
+    return {} if ctx is None else {"web_ssl_context": ctx}
+
+
+def canonical_url(settings: Settings) -> str | None:
+    """The URL peers call this worker at (`/api/v1/local/aggregates`); None: Faust's default.
+
+    `web_advertised_url` when set (Kubernetes); with TLS otherwise https://WEB_HOST:WEB_PORT, so
+    `web_host` must be a name the certificate holds (peers check it).
+    """
+    if settings.web_advertised_url:
+        return settings.web_advertised_url
+    if settings.web_tls_certfile:
+        return f"https://{settings.web_host}:{settings.web_port}"
+    return None
 
 
 def peer_request_options(settings: Settings) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from stream.core.config import KpiConfig
 from stream.errors import ConfigError
 
 ENV_PREFIX = "KPISTREAM_"
+LOG_FORMATS = ("text", "json")
+#: What `redis_key_prefix` may contain: no SCAN glob characters, no spaces (stream/sinks/redis_keys.py).
+KEY_PREFIX_CHARS = re.compile(r"^[A-Za-z0-9_.:{}-]*$")
 
 _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@", re.I)
 
@@ -38,41 +41,109 @@ def setting(default: Any, doc: str, *, secret: bool = False) -> Any:
 class Settings:
     """Everything a worker or a command needs; built by `load_settings`."""
 
-    broker: str = "kafka://127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    tz: str = "UTC"
-    strategies: str = ""
-    app_id: str = "kpistream"
-    partitions: int = 4
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    data_dir: str = ".kpistream"
-    store: str = "memory://"
-    max_message_bytes: int = 65536
-    flush_interval_s: float = 1.0
-    share_interval_s: float = 10.0  # operators whose only change is their fund share: at most this often
-    # Faust's own per-message Prometheus sensors (faust_* metrics): off by default, they cost work on
-    # every message and caused latency spikes (docs/outputs.md).
-    faust_sensors: bool = False
-    batch_size: int = 2000  # at most this many queued messages are handled as one batch
-    batch_linger_s: float = 0.1  # a batch not yet full waits this long for more (see agents/batching.py)
-    rebalance_timeout_s: float = 3.0
-    # How long the group waits for a silent (crashed) worker before moving its partitions: most of
-    # the failover time (docs/benchmarks.md, "Failover": 30 s gave ~34 s, 10 s gives ~14 s). Shorter
-    # risks moving the partitions of a worker whose event loop stalls that long (heartbeats share
-    # it); 6 s is the broker's usual minimum (group.min.session.timeout.ms). Tests use 6 s.
-    session_timeout_s: float = 10.0
-    topic_prefix: str = ""
-    # Copies of every topic and table changelog kpistream creates (1 fits the one-broker dev setup;
-    # 3 on a production cluster). Existing topics are never altered.
-    replication_factor: int = 1
-    # The topics' `min.insync.replicas`; 0 leaves the broker's default. With 3 replicas use 2: a
-    # write is acknowledged by two brokers, so one broker can stop without losing or refusing data.
-    min_insync_replicas: int = 0
-    # Warm copies of each table partition on other workers (Faust standbys): a worker that takes
-    # over a partition after a crash starts from its copy instead of reading the whole changelog.
-    table_standby_replicas: int = 0
-    fund_amount: str = ""
+    broker: str = setting(
+        "kafka://127.0.0.1:9092",
+        "The Kafka bootstrap servers: kafka://HOST:PORT, several joined by `;`.",
+    )
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        "The Redis of the wallboard and the live keys: redis://, rediss:// (TLS) or unix://; "
+        "a password in the URL is masked in every log line.",
+    )
+    tz: str = setting("UTC", "IANA time zone of the day and month periods (CONTRACT.md section 4).")
+    strategies: str = setting(
+        "", "The strategies file (TOML: weights K1..K6, teams, funds); empty: the built-in default only."
+    )
+    app_id: str = setting(
+        "kpistream",
+        "The Faust application id: the consumer group and the prefix of the table changelog topics.",
+    )
+    partitions: int = setting(4, "Partitions of the keyed topics and tables kpistream creates.")
+    web_host: str = setting(
+        "127.0.0.1", "Address the worker's web server (API, wallboard, /metrics) binds to."
+    )
+    web_port: int = setting(6066, "Port of /healthz, /readyz, /metrics, /wallboard and /api/v1/.")
+    data_dir: str = setting(
+        ".kpistream", "Where the worker keeps local state (the RocksDB tables under worker-APP_ID/)."
+    )
+    store: str = setting(
+        "memory://",
+        "Table store: memory:// (rebuilt from the changelogs at start) or rocksdb:// (on disk "
+        "under data_dir; docs/architecture.md).",
+    )
+    max_message_bytes: int = setting(
+        65536, "An input message larger than this is a dead letter (reason too_large)."
+    )
+    flush_interval_s: float = setting(
+        1.0, "The publisher writes changed KPIs to Redis, Kafka and Prometheus at most this often."
+    )
+    share_interval_s: float = setting(
+        10.0,
+        "Operators whose only change is their fund share are republished at most this often "
+        "(at least flush_interval_s).",
+    )
+    faust_sensors: bool = setting(
+        False,
+        "Faust's own per-message Prometheus sensors (faust_* metrics); off by default: they cost "
+        "work on every message and caused latency spikes (docs/outputs.md).",
+    )
+    batch_size: int = setting(2000, "At most this many queued messages are handled as one batch.")
+    batch_linger_s: float = setting(
+        0.1, "A batch not yet full waits this long for more messages, 0 to 1 s (agents/batching.py)."
+    )
+    rebalance_timeout_s: float = setting(
+        3.0, "How long the consumer group waits for members to rejoin during a rebalance."
+    )
+    session_timeout_s: float = setting(
+        10.0,
+        "How long the group waits for a silent (crashed) worker before moving its partitions: most "
+        "of the failover time (docs/benchmarks.md, 'Failover': 30 s gave ~34 s, 10 s gives ~14 s). "
+        "Shorter risks moving the partitions of a worker whose event loop stalls that long "
+        "(heartbeats share it); 6 s is the broker's usual minimum (group.min.session.timeout.ms).",
+    )
+    topic_prefix: str = setting(
+        "", "Prefix of every topic name kpistream uses (several deployments on one cluster)."
+    )
+    replication_factor: int = setting(
+        1,
+        "Copies of every topic and table changelog kpistream creates: 1 fits the one-broker dev "
+        "setup, 3 a production cluster. Existing topics are never altered.",
+    )
+    min_insync_replicas: int = setting(
+        0,
+        "The topics' min.insync.replicas; 0 leaves the broker's default. With 3 replicas use 2: a "
+        "write is acknowledged by two brokers, so one broker can stop without losing or refusing data.",
+    )
+    table_standby_replicas: int = setting(
+        0,
+        "Warm copies of each table partition on other workers (Faust standbys): a worker that takes "
+        "over a partition after a crash starts from its copy instead of reading the whole "
+        "changelog. Refused with rocksdb:// (lost counts at failover, docs/benchmarks.md).",
+    )
+    fund_amount: str = setting(
+        "",
+        "The bonus fund of every month the strategies file gives none, e.g. 10000.00; empty: no "
+        "amounts, only shares.",
+    )
+    # Kubernetes (deploy/helm): how peers reach this worker when it binds 0.0.0.0.
+    web_advertised_url: str = setting(
+        "",
+        "The URL other workers use to reach this one's API (the cluster-wide /api/v1/periods asks "
+        "every worker for its partitions), e.g. http://POD.SERVICE:6066; empty: "
+        "http://WEB_HOST:WEB_PORT, which is wrong when web_host is 0.0.0.0 and there are several workers.",
+    )
+    # Operations: Redis as ops run it and the operator's view (docs/security.md "Redis", docs/metrics.md).
+    redis_ssl_cafile: str = setting(
+        "", "CA file that signed the Redis server's certificate (with a rediss:// URL); empty: the system CAs"
+    )
+    redis_key_prefix: str = setting(
+        "", "prefix of every Redis key and channel of this deployment (one Redis, several centres)"
+    )
+    log_format: str = setting("text", "log lines as `text` or `json` (one JSON object per line)")
+    # Month close (issue #14 item 5; agents/payouts_api.py)
+    payouts_check_interval_s: float = setting(
+        60.0, "how often a closed month is checked for late events (corrections); 0 = only when closing again"
+    )
     # Web port: authentication, TLS and HTTP ingest (agents/web_auth.py, agents/ingest.py, docs/security.md)
     web_auth_file: str = setting(
         "", "TOML file of web users ([[users]] name, role, token_sha256 and/or password_hash); on when set"
@@ -133,6 +204,15 @@ class Settings:
                 "not with rocksdb:// (lost counts at failover, docs/benchmarks.md 'Failover'); "
                 "use 0 or the memory store",
             )
+        # Operations (Redis, logs).
+        if self.redis_ssl_cafile and not self.redis_url.startswith("rediss://"):
+            raise ConfigError("redis_ssl_cafile", "needs a rediss:// redis_url (TLS)")
+        if not KEY_PREFIX_CHARS.match(self.redis_key_prefix):
+            raise ConfigError("redis_key_prefix", "may use letters, digits and _.:{}- only")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
+        if self.web_advertised_url and not self.web_advertised_url.startswith(("http://", "https://")):
+            raise ConfigError("web_advertised_url", "expected http://HOST:PORT or https://HOST:PORT")
         # web port: authentication, TLS and HTTP ingest
         if self.web_tls_keyfile and not self.web_tls_certfile:
             raise ConfigError("web_tls_keyfile", "needs web_tls_certfile")
@@ -140,6 +220,9 @@ class Settings:
             raise ConfigError("web_max_body_bytes", "must be at least max_message_bytes (one event)")
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
+        # Month close
+        if self.payouts_check_interval_s < 0:
+            raise ConfigError("payouts_check_interval_s", "must be 0 (off) or more")
 
     @property
     def bootstrap_servers(self) -> str:

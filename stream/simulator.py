@@ -60,6 +60,13 @@ class SimConfig:
     repeat_prob: float = 0.5  # an unresolved contact's customer comes back
     max_chats: int = 2  # concurrent chats per operator
     mean_email_handle_s: float = 150.0
+    # An understaffed hour each day from this local hour (e.g. 10.0, the morning peak): a share of the
+    # logged-in operators is called away (a meeting, an outage of their phones), paused until it ends.
+    understaffed_at: float = -1.0  # < 0: none
+    understaffed_share: float = 0.6
+    # The ERP posts the day's orders and cost so far every this many hours while the centre is open
+    # (the sums per date add up); 0: once, at the day's close.
+    business_every_h: float = 0.0
 
 
 # The call arrival rate as a fraction of the peak, by local hour (linear in between); 0 outside 08-20.
@@ -166,7 +173,10 @@ class _Clock:
     REPEAT,
     DAY_START,
     DAY_CLOSE,
-) = range(18)
+    AWAY_START,
+    AWAY_END,
+    BUSINESS_POST,
+) = range(21)
 
 
 @dataclass(slots=True)
@@ -209,6 +219,7 @@ class _Op:
     last_day: int = 10**6  # the last day worked (a leaver)
     login_ms: int = 0
     logged_ms: int = 0
+    away: bool = False  # called away in the understaffed hour: paused whenever free
 
 
 def _plan_shifts(cfg: SimConfig, n: int) -> list[tuple[float, float]]:
@@ -281,6 +292,7 @@ class _Sim:
         self.ops: dict[str, _Op] = {}
         self.n_call = self.n_chat = self.n_mail = self.n_cust = 0
         self.sales_answered = 0
+        self.business_since: dict[int, int] = {}  # local day -> the end of its last business posting
         self.flat = cfg.profile == "flat"
         plan = _plan_shifts(cfg, cfg.operators)
         for i, (start_h, length) in enumerate(plan, 1):
@@ -523,6 +535,8 @@ class _Sim:
         op.call = None
         if not op.on_shift or t >= op.shift_end:
             self.logout(op, t)
+        elif op.away:
+            self.set_state(op, t, "paused")  # back when the understaffed hour ends
         elif op.breaks and op.breaks[0][0] <= t:
             _, dur = op.breaks.pop(0)
             self.set_state(op, t, "paused")
@@ -638,12 +652,20 @@ class _Sim:
 
     def day_close(self, t: int, day: int) -> None:
         """The day's orders and cost, as the ERP posts them at the close (or where the run ends)."""
-        if not self.cfg.staff_events:
-            return
+        if self.cfg.staff_events:
+            self.post_business(t, day)
+
+    def post_business(self, t: int, day: int) -> None:
+        """The orders and cost of the day since its last posting (all of it without `business_every_h`)."""
         rnd = self.rnd
         clock = self.clock
-        opened = max(self.t0, clock.at(day, OPEN_HOUR))
-        hours_open = 24.0 if self.flat else max(0, min(t, clock.at(day, CLOSE_HOUR)) - opened) / HOUR_MS
+        since = self.business_since.get(day, max(self.t0, clock.midnights[day]))
+        self.business_since[day] = t
+        opened = max(since, clock.at(day, OPEN_HOUR))
+        if self.flat:
+            hours_open = 24.0 * (t - since) / DAY_MS if self.cfg.business_every_h > 0 else 24.0
+        else:
+            hours_open = max(0, min(t, clock.at(day, CLOSE_HOUR)) - opened) / HOUR_MS
         count = int(self.sales_answered * ORDER_CONVERSION + hours_open * self.cfg.calls_per_hour * 0.1)
         amount = round(sum(rnd.lognormvariate(math.log(70), 0.5) for _ in range(count)), 2)
         logged = 0
@@ -653,7 +675,7 @@ class _Sim:
             if op.on_shift:
                 logged += t - op.login_ms
                 op.login_ms = t
-        span = (t - max(self.t0, clock.midnights[day])) / DAY_MS
+        span = (t - since) / DAY_MS
         cost = round(logged / HOUR_MS * HOURLY_COST + DAILY_FIXED_COST * span, 2)
         d = clock.days[day].isoformat()
         self.emit(t, "business.orders", date=d, count=count, amount=amount)
@@ -714,7 +736,7 @@ class _Sim:
             self.at(t + dur, PAUSE_END, op)
 
     def on_pause_end(self, t: int, op: _Op) -> None:
-        if op.on_shift and op.state == "paused":
+        if op.on_shift and op.state == "paused" and not op.away:
             self.free(op, t)
 
     def on_chat_free(self, t: int, op: _Op) -> None:
@@ -739,6 +761,42 @@ class _Sim:
         self.day_start(t, day)
         self.plan_day(day)
 
+    def on_away_start(self, t: int, _p: None) -> None:
+        """The understaffed hour begins: a share of the operators on shift is called away."""
+        on_shift = sorted((op for op in self.ops.values() if op.on_shift), key=lambda o: o.op_id)
+        for op in self.rnd.sample(on_shift, round(self.cfg.understaffed_share * len(on_shift))):
+            op.away = True
+            if op.state == "available":
+                self.set_state(op, t, "paused")
+
+    def on_away_end(self, t: int, _p: None) -> None:
+        for op in self.ops.values():
+            if op.away:
+                op.away = False
+                if op.on_shift and op.state == "paused":
+                    self.free(op, t)
+
+    def on_business_post(self, t: int, day: int) -> None:
+        self.post_business(t, day)
+
+    def schedule_day_extras(self, day: int) -> None:
+        """The understaffed hour and the ERP's postings of a local day, where configured."""
+        cfg = self.cfg
+        clock = self.clock
+        if cfg.understaffed_at >= 0:
+            start = clock.at(day, cfg.understaffed_at)
+            if self.t0 <= start:
+                self.at(start, AWAY_START)
+                self.at(start + HOUR_MS, AWAY_END)
+        if cfg.business_every_h > 0 and cfg.staff_events:
+            first, last = (0.0, 24.0) if self.flat else (OPEN_HOUR, CLOSE_HOUR)
+            k = 1
+            while first + k * cfg.business_every_h < last:
+                when = clock.at(day, first + k * cfg.business_every_h)
+                if self.t0 < when < min(self.t_end - 1, clock.midnights[day + 1] - 1):
+                    self.at(when, BUSINESS_POST, day)
+                k += 1
+
     def handlers(self) -> tuple[Callable[[int, Any], None], ...]:
         """The handler of each kind of happening, indexed by the kind."""
         table: dict[int, Callable[[int, Any], None]] = {
@@ -760,6 +818,9 @@ class _Sim:
             REPEAT: self.on_repeat,
             DAY_START: self.on_day_start,
             DAY_CLOSE: self.day_close,
+            AWAY_START: self.on_away_start,
+            AWAY_END: self.on_away_end,
+            BUSINESS_POST: self.on_business_post,
         }
         assert sorted(table) == list(range(len(table))), "every kind needs exactly one handler"
         return tuple(table[kind] for kind in range(len(table)))
@@ -774,6 +835,7 @@ class _Sim:
         for day in range(first, last + 1):
             self.at(max(self.t0, clock.midnights[day]), DAY_START, day)
             self.at(min(self.t_end - 1, clock.midnights[day + 1] - 1), DAY_CLOSE, day)
+            self.schedule_day_extras(day)
         self.next_arrival(self.t0 - 1, ARRIVE_CALL, cfg.calls_per_hour, call_rate_factor)
         self.next_arrival(self.t0 - 1, ARRIVE_CHAT, cfg.chats_per_hour, call_rate_factor)
         self.next_arrival(self.t0 - 1, ARRIVE_EMAIL, cfg.emails_per_hour, email_rate_factor)

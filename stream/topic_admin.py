@@ -50,11 +50,15 @@ async def create_topics(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=15000)
     try:
         await admin.start()
-        new = [_new_topic(name, spec, replication_factor) for name, spec in topics.items()]
-        response = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
+        # Only the missing ones go to the controller: every later start (a worker, `produce`) finds
+        # them all and then needs no controller, so it also starts while a broker is down (an
+        # admin client kept asking a stopped broker that had been the controller, then timed out).
+        existing = set(await admin.list_topics())
+        new = [_new_topic(n, spec, replication_factor) for n, spec in topics.items() if n not in existing]
+        entries = (await admin.create_topics(new, timeout_ms=int(timeout * 1000))).topic_errors if new else []
         created: list[str] = []
         errors: list[str] = []
-        for entry in response.topic_errors:
+        for entry in entries:
             name, code = entry[0], entry[1]
             message = entry[2] if len(entry) > 2 else ""
             if code == 0:

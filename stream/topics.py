@@ -26,6 +26,8 @@ QUEUE_KPIS = "kpi.queue-kpis"
 ALERTS = "kpi.alerts"
 SCORECARD = "kpi.scorecard"
 CONTROL = "kpi.control"
+# Month closes and their corrections (stream/core/payouts.py): a ledger, one partition so it is read in order.
+PAYOUTS = "kpi.payouts"
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -77,6 +79,7 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
     specs[settings.topic(ALERTS)] = spec(1)
     specs[settings.topic(SCORECARD)] = spec(1, COMPACTED)
     specs[settings.topic(CONTROL)] = spec(1, COMPACTED)
+    specs[settings.topic(PAYOUTS)] = spec(1, COMPACTED)
     return specs
 
 

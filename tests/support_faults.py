@@ -254,7 +254,15 @@ class Fleet:
         def state(w: Worker) -> str:
             return "alive" if w.alive() else f"exit {w.proc.returncode}"
 
-        return "\n".join(f"--- {w.name} ({state(w)}) log tail:\n{w.log_tail()}" for w in self.workers)
+        def sink_lines(w: Worker) -> str:
+            # The log tail may not reach back to what a sink did; these lines say it over the whole run.
+            lines = [ln for ln in w.log_tail(10_000_000).splitlines() if "sink " in ln]
+            return "\n".join(lines[-15:]) or "(none)"
+
+        return "\n".join(
+            f"--- {w.name} ({state(w)}) sink lines:\n{sink_lines(w)}\n--- log tail:\n{w.log_tail()}"
+            for w in self.workers
+        )
 
 
 def redis_url_of(server: Any, db: int) -> str:
@@ -326,43 +334,44 @@ def _period(out: Shape, pk: str) -> dict[str, Any]:
     return out.setdefault(pk, {"operators": {}, "queues": {}, "center": None})
 
 
-def shape_of_redis(r: redis.Redis) -> tuple[Shape, list[str]]:
+def shape_of_redis(r: redis.Redis, prefix: str = "") -> tuple[Shape, list[str]]:
     """Redis's day/month hashes as the report's shape, and inconsistencies the shape cannot show.
 
-    Those are a leaderboard whose scores are not the operators' F.
+    `prefix` is the deployment's `redis_key_prefix`: only its keys are read. Inconsistencies are a
+    leaderboard whose scores are not the operators' F.
     """
     out: Shape = {}
     problems: list[str] = []
-    for key in r.scan_iter("kpi:op:*", count=1000):
+    op_head, queue_head, center_head = f"{prefix}kpi:op:", f"{prefix}kpi:queue:", f"{prefix}kpi:center:"
+    for key in r.scan_iter(f"{op_head}*", count=1000):
         head, kind, date = key.rsplit(":", 2)
         pk = f"{kind}:{date}"
         if not _is_kept(pk):
             continue
-        op = head[len("kpi:op:") :]
+        op = head[len(op_head) :]
         h = r.hgetall(key)
         row = _from_hash(h, OPERATOR_COUNT_FIELDS, _OP_META)
         row["f"] = _number(h.get("f", ""), False)
         row["fund_share"] = _number(h.get("fund_share", ""), False)
         _period(out, pk)["operators"][op] = row
-    for key in r.scan_iter("kpi:queue:*", count=1000):
+    for key in r.scan_iter(f"{queue_head}*", count=1000):
         head, kind, date = key.rsplit(":", 2)
         pk = f"{kind}:{date}"
         if _is_kept(pk):
-            _period(out, pk)["queues"][head[len("kpi:queue:") :]] = _from_hash(
+            _period(out, pk)["queues"][head[len(queue_head) :]] = _from_hash(
                 r.hgetall(key), QUEUE_COUNT_FIELDS, _QUEUE_META
             )
-    for key in r.scan_iter("kpi:center:*", count=1000):
-        pk = key[len("kpi:center:") :]
+    for key in r.scan_iter(f"{center_head}*", count=1000):
+        pk = key[len(center_head) :]
         if _is_kept(pk):
             _period(out, pk)["center"] = _from_hash(r.hgetall(key), QUEUE_COUNT_FIELDS, _QUEUE_META)
     for pk, p in out.items():
-        board = dict(r.zrange(f"kpi:leaderboard:{pk}", 0, -1, withscores=True))
+        board_key = f"{prefix}kpi:leaderboard:{pk}"
+        board = dict(r.zrange(board_key, 0, -1, withscores=True))
         scores = {op: row["f"] for op, row in p["operators"].items()}
         for op in sorted(set(board) | set(scores)):
             if board.get(op) != scores.get(op):
-                problems.append(
-                    f"redis kpi:leaderboard:{pk} {op}: score {board.get(op)!r}, f {scores.get(op)!r}"
-                )
+                problems.append(f"redis {board_key} {op}: score {board.get(op)!r}, f {scores.get(op)!r}")
     return out, problems
 
 
@@ -528,7 +537,7 @@ def compare(
     want: Shape, env: dict[str, str], r: redis.Redis, workers: Sequence[Worker], *, topics: bool = True
 ) -> Outcome:
     try:
-        got, problems = shape_of_redis(r)
+        got, problems = shape_of_redis(r, env.get("KPISTREAM_REDIS_KEY_PREFIX", ""))
         redis_lines = problems + diff_shapes(want, got, "redis")
     except redis.RedisError as exc:
         redis_lines = [f"redis unreadable: {exc}"]

@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from stream.commands.dev_only import require_dev_packages
-from stream.commands.simulate import send_paced, start_of
+from stream.commands.simulate import check_day_extras, send_paced, start_of
 from stream.config import load_settings
 from stream.errors import KpiStreamError
 from stream.simulator import SimConfig, generate
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from stream.devtools.worker_process import WorkerProcess
 
 DEFAULT = SimConfig()
+# The demo's day shows what the floor would see (issue #14 item 6): an understaffed hour at the
+# morning peak fires the LCR and CAR alerts, which resolve about an hour after it ends; the ERP
+# posts every hour, so the balanced scorecard's finance figure is not empty for long.
+DEMO_UNDERSTAFFED_AT = 10.0
+DEMO_BUSINESS_EVERY_H = 1.0
 REPORT_EVERY_S = 5.0
 
 
@@ -55,6 +60,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--calls-per-hour", type=float, default=DEFAULT.calls_per_hour, help="call arrivals at the peak hour"
     )
     p.add_argument(
+        "--understaffed-at",
+        type=float,
+        default=DEMO_UNDERSTAFFED_AT,
+        metavar="HOUR",
+        help="local hour of the understaffed hour, when LCR and CAR alerts fire (default 10, the "
+        "morning peak; -1 = none)",
+    )
+    p.add_argument(
+        "--business-every",
+        type=float,
+        default=DEMO_BUSINESS_EVERY_H,
+        metavar="HOURS",
+        help="the ERP posts orders and cost this often, so the scorecard's finance figure fills "
+        "during the day (default 1; 0 = once at the close)",
+    )
+    p.add_argument(
         "--duration",
         type=float,
         default=0.0,
@@ -62,6 +83,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--web-port", type=int, default=0, help="worker web port (default: a free one)")
     p.set_defaults(func=run)
+
+
+def demo_config(args: argparse.Namespace, start: str, tz: str) -> SimConfig:
+    """The simulated day of the demo, from its flags (tests/unit/commands/test_demo_day.py)."""
+    check_day_extras(args.understaffed_at, args.business_every)
+    return SimConfig(
+        seed=args.seed,
+        start=start,
+        hours=args.hours,
+        operators=args.operators,
+        calls_per_hour=args.calls_per_hour,
+        tz=tz,
+        understaffed_at=args.understaffed_at,
+        business_every_h=args.business_every,
+    )
 
 
 def _say(msg: str) -> None:
@@ -144,14 +180,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"KPIs (JSON): {base}/api/v1/periods", flush=True)
         print(f"metrics:     {base}/metrics", flush=True)
         print(f"Redis:       {redis_url}", flush=True)
-        cfg = SimConfig(
-            seed=args.seed,
-            start=start_of(None, settings.tz),
-            hours=args.hours,
-            operators=args.operators,
-            calls_per_hour=args.calls_per_hour,
-            tz=settings.tz,
-        )
+        cfg = demo_config(args, start_of(None, settings.tz), settings.tz)
         events = generate(cfg)
         _say(
             f"simulating {args.hours:g} h from {cfg.start} ({len(events)} events, {cfg.operators} operators, "

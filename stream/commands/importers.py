@@ -4,7 +4,8 @@ The events go to stdout (or ``-o FILE``), ready for ``kpistream report --events`
 ``kpistream produce --events``. A summary goes to stderr: events written, lines skipped with their
 reasons, source records ignored, and what had to be reconstructed. Exit status: 0 when every line
 was used or deliberately ignored, 1 when at least one line was skipped, 2 when the file or the
-options cannot be used at all. See docs/importers.md.
+options cannot be used at all. `import queue-log --follow FILE --produce` follows a live log into
+Kafka instead (stream/commands/queue_log_follow.py). See docs/importers.md.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         " order on stdin: cat queue_log.1 queue_log | kpistream import queue-log -",
     )
     _add_common(ql, "the queue_log file")
+    _add_follow(ql)
     ql.set_defaults(func=run_queue_log)
 
     cc = kinds.add_parser(
@@ -102,6 +104,80 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="an agent on an abandoned row means the call was ringing there (charged to that operator)",
     )
     cc.set_defaults(func=run_calls_csv)
+
+
+def _add_follow(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "live (--follow --produce)",
+        "Follow the file as Asterisk writes it (tail -F: rotation, truncation, a file not there yet)"
+        " and send its events to Kafka as `kpistream produce` does, until SIGTERM. The position is"
+        " stored in a state file after Kafka acknowledged the events before it, so a restart, even"
+        " after SIGKILL, loses and duplicates nothing (a line read again gives the same event ids).",
+    )
+    g.add_argument("--follow", action="store_true", help="follow FILE as it grows (needs --produce)")
+    g.add_argument("--produce", action="store_true", help="send the events to Kafka (needs --follow)")
+    g.add_argument(
+        "--state",
+        metavar="STATE_FILE",
+        help="where the position is kept (default: .NAME.kpistream-follow next to FILE)",
+    )
+    g.add_argument(
+        "--from-end",
+        action="store_true",
+        help="with no state file yet: skip what FILE holds now (default: read it from its start)",
+    )
+    g.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT")
+    g.add_argument("--metrics-host", default="0.0.0.0", help="address of --metrics-port (default 0.0.0.0)")
+    g.add_argument("--poll", type=float, default=0.25, metavar="SECONDS", help="idle pause (default 0.25)")
+    g.add_argument(
+        "--save-every",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="store the position at most this often (default 1): what a restart may read again",
+    )
+    g.add_argument("--broker", help="kafka://HOST:PORT (KPISTREAM_BROKER)")
+    g.add_argument("--config", metavar="FILE.toml", help="settings file (also KPISTREAM_CONFIG)")
+    g.add_argument("--no-create-topics", action="store_true", help="do not create missing topics first")
+
+
+def _run_follow(args: argparse.Namespace) -> int:
+    from stream.commands import queue_log_follow
+    from stream.config import load_settings
+    from stream.errors import KpiStreamError
+    from stream.importers.follow_state import default_state_path
+
+    if not (args.follow and args.produce) or args.file == "-" or args.output:
+        print(
+            "kpistream import queue-log: --follow and --produce go together, with a FILE (not '-')"
+            " and no --output",
+            file=sys.stderr,
+        )
+        return EXIT_UNUSABLE
+    log_path = Path(args.file)
+    try:
+        settings = load_settings(
+            toml_path=args.config, overrides={"broker": args.broker} if args.broker else {}
+        )
+        if not args.no_create_topics:
+            import asyncio
+
+            from stream.topic_admin import create_topics
+            from stream.topics import topic_specs
+
+            asyncio.run(create_topics(settings.bootstrap_servers, topic_specs(settings)))
+    except (KpiStreamError, OSError) as exc:
+        print(f"kpistream import queue-log: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    opts = queue_log_follow.FollowOptions(
+        log_path=log_path,
+        state_path=Path(args.state) if args.state else default_state_path(log_path),
+        tz=args.tz,
+        start_at_end=args.from_end,
+        poll_s=args.poll,
+        save_every_s=args.save_every,
+    )
+    return queue_log_follow.run(settings, opts, args.metrics_port, args.metrics_host)
 
 
 @contextlib.contextmanager
@@ -170,6 +246,8 @@ def _run(cmd: str, path: str, encoding: str, output: str | None, convert: Conver
 
 
 def run_queue_log(args: argparse.Namespace) -> int:
+    if args.follow or args.produce:
+        return _run_follow(args)
     return _run(
         "queue-log", args.file, "utf-8", args.output, lambda f, r: queue_log.iter_events(f, r, args.tz)
     )

@@ -121,7 +121,10 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int
         late = engine.process_batch(read_events(stream, settings.max_message_bytes, errors))
     errors.extend((n, exc.reason, exc.detail) for n, exc in late)
     errors.sort()
-    report = engine.report(strategy, fund)
+    # The file's own choice (no --strategy/--weights): each operator with their team's strategy, as
+    # the stream scores them; a named strategy or weights score everyone alike (a what-if).
+    own = book.for_operator if not (args.strategy or args.weights) and book.team_strategy else None
+    report = engine.report(strategy, fund, own)
     for pk, period in report["periods"].items():
         if (f := fund(pk)) is not None:
             period["fund"] = str(f)

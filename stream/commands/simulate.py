@@ -62,6 +62,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--profile", choices=("day", "flat"), default="day", help="daily profile or flat 24 h load"
     )
     p.add_argument(
+        "--understaffed-at",
+        type=float,
+        default=DEFAULT.understaffed_at,
+        metavar="HOUR",
+        help="local hour of an understaffed hour each day (a share of the operators called away; "
+        "default none)",
+    )
+    p.add_argument(
+        "--business-every",
+        type=float,
+        default=DEFAULT.business_every_h,
+        metavar="HOURS",
+        help="post orders and cost this often while open (default 0: once at the day's close)",
+    )
+    p.add_argument(
         "--speed", type=float, default=0.0, help="simulated seconds per real second (0 = as fast as possible)"
     )
     out = p.add_mutually_exclusive_group(required=True)
@@ -92,11 +107,18 @@ def start_of(start: str | None, tz: str, today: date | None = None) -> str:
     return dt.isoformat()
 
 
+def check_day_extras(understaffed_at: float, business_every: float) -> None:
+    """--understaffed-at is an hour of the day (or negative: none); --business-every is not negative."""
+    if understaffed_at >= 24 or business_every < 0:
+        raise KpiStreamError("need --understaffed-at below 24 (negative: none) and --business-every >= 0")
+
+
 def config_from_args(args: argparse.Namespace, tz: str) -> SimConfig:
     hours = 24 * args.days if args.days is not None else (args.hours if args.hours is not None else 12.0)
     queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
     if hours <= 0 or args.operators < 0 or not queues:
         raise KpiStreamError("need --hours/--days > 0, --operators >= 0 and at least one queue")
+    check_day_extras(args.understaffed_at, args.business_every)
     return SimConfig(
         seed=args.seed,
         start=start_of(args.start, tz),
@@ -108,6 +130,8 @@ def config_from_args(args: argparse.Namespace, tz: str) -> SimConfig:
         queues=queues,
         profile=args.profile,
         tz=tz,
+        understaffed_at=args.understaffed_at,
+        business_every_h=args.business_every,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from stream.config import Settings, load_settings
 from stream.errors import KpiStreamError
+from stream.logformat import configure_logging, worker_logging_config
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def create_all_topics(settings: Settings) -> None:
 
 
 def build_worker_app(settings: Settings) -> Any:
+    from agents.consumer_lag import install_consumer_lag
     from agents.pipeline import Pipeline
     from agents.publishing import install_publisher
     from agents.web import install_pages
@@ -69,8 +71,9 @@ def build_worker_app(settings: Settings) -> Any:
 
     book = load_book(settings.strategies)
     pipeline = Pipeline(settings)
-    install_pages(pipeline, book)
-    install_publisher(pipeline, book)
+    publisher = install_publisher(pipeline, book)
+    install_pages(pipeline, book, publisher)
+    install_consumer_lag(pipeline)
     return pipeline
 
 
@@ -82,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_faust_version()  # before anything else: our use of Faust's internals is version-bound
         settings = settings_from_args(args)
+        level = logging.getLogger().level or logging.INFO
+        configure_logging(settings.log_format, level)  # a settings file may name the format
         log.info("starting worker with %s", settings.redacted())
         create_all_topics(settings)
         pipeline = build_worker_app(settings)
@@ -89,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     worker = bounded_stop_worker(faust.Worker)(
-        pipeline.app, loglevel=logging.getLogger().level or logging.INFO
+        pipeline.app,
+        loglevel=level,
+        logging_config=worker_logging_config(settings.log_format, level),
+        quiet=settings.log_format == "json",  # no start-up banner between the JSON lines
     )
     worker.execute_from_commandline()
     return 0

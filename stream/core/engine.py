@@ -151,16 +151,24 @@ class Engine:
                 data.setdefault(pk, PeriodData())
         return data
 
-    def report(self, strategy: Strategy, fund: Callable[[str], Fund | None] | None = None) -> dict[str, Any]:
+    def report(
+        self,
+        strategy: Strategy,
+        fund: Callable[[str], Fund | None] | None = None,
+        strategy_of: Callable[[str], Strategy] | None = None,
+    ) -> dict[str, Any]:
         """The JSON of `kpistream report`: the strategy, then every day and month period.
 
-        `fund` gives the fund of a period key (None: no amounts), e.g. `StrategyBook.fund_for`.
+        `fund` gives the fund of a period key (None: no amounts), e.g. `StrategyBook.fund_for`;
+        `strategy_of` an operator's own strategy (teams), as the stream scores them.
         """
         data = self.periods()
         return {
             "strategy": {"name": strategy.name, "weights": strategy.weights_json()},
             "periods": {
-                pk: period_report(pk, data[pk], strategy, self.cfg, self.business, fund(pk) if fund else None)
+                pk: period_report(
+                    pk, data[pk], strategy, self.cfg, self.business, fund(pk) if fund else None, strategy_of
+                )
                 for pk in sorted(data)
                 if pk != ROLLING
             },

@@ -6,7 +6,7 @@ period and scope; `period_report` turns one period into the JSON of CONTRACT.md 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -71,9 +71,16 @@ def period_report(
     cfg: KpiConfig,
     business: BusinessState | None = None,
     fund: Fund | None = None,
+    strategy_of: Callable[[str], Strategy] | None = None,
 ) -> dict[str, Any]:
-    """One period of the report's JSON (CONTRACT.md section 8); `bonus` amounts with a fund."""
-    scored = operator_scores(pd.operators, strategy)
+    """One period of the report's JSON (CONTRACT.md section 8); `bonus` amounts with a fund.
+
+    `strategy_of` scores each operator with their own strategy (a team's, as the stream does);
+    without it every operator is scored with `strategy`.
+    """
+    scored = operator_scores(
+        pd.operators, strategy if strategy_of is None else {op: strategy_of(op) for op in pd.operators}
+    )
     shares = fund_shares({op: f for op, (_, f, _) in scored.items()})
     amounts = (
         {}

@@ -100,6 +100,7 @@ __all__ = [
     "AGENT_STATE_EVENTS",
     "CALL_EVENTS",
     "IGNORED_EVENTS",
+    "LineReader",
     "QueueLogLine",
     "convert",
     "iter_events",
@@ -243,6 +244,7 @@ class _Visit:
     outcome: str | None = None
     ended: bool = False
     cancelled: list[str] = field(default_factory=list)  # members whose ring the caller cancelled
+    seen_ms: int = 0  # time of the call's latest line (LineReader.forget_calls_before)
 
 
 @dataclass(slots=True)
@@ -269,6 +271,7 @@ class _Converter:
             n += 1
             cur = _Visit(ln.callid if n == 1 else f"{ln.callid}#{n}")
             self.visits[ln.callid] = (n, cur)
+        cur.seen_ms = max(cur.seen_ms, ln.ts)
         return cur
 
     def _agent(self, ln: QueueLogLine) -> str:
@@ -466,12 +469,36 @@ def iter_events(lines: Iterable[str], result: ImportResult, tz: str = "UTC") -> 
 
 
 def _iter_events(lines: Iterable[str], result: ImportResult, zone: ZoneInfo) -> Iterator[dict[str, Any]]:
-    conv = _Converter(result)
+    reader = LineReader(result, zone)
     for line_no, line in enumerate(lines, 1):
+        yield from reader.feed(line_no, line)
+
+
+class LineReader:
+    """The importer fed one line at a time, its per-call and per-agent state kept between lines
+    and exportable (`state`, `restore`), so a follower that stops between two lines of a call
+    resumes it exactly as if the file had been read in one go (stream/importers/follow.py).
+
+    `line_no` is the line's number in the whole log: it is part of every event id, so the same
+    line fed again yields the same ids (a harmless duplicate downstream).
+    """
+
+    def __init__(self, result: ImportResult, zone: ZoneInfo) -> None:
+        self.result = result
+        self.zone = zone
+        self._conv = _Converter(result)
+        self.newest_ms = 0  # the latest line time fed, for `forget_calls_before`
+        # Lines later than this do not move `newest_ms`: a line with a wrong clock (its events are
+        # `future` dead letters downstream) must not make every open call look old.
+        self.clock_limit_ms: int | None = None
+
+    def feed(self, line_no: int, line: str) -> list[dict[str, Any]]:
+        """The events of one line; a line it cannot use goes to `result.skipped` (never raises)."""
+        result, conv = self.result, self._conv
         if not line.strip():
-            continue
+            return []
         try:
-            ln = parse_line(line, line_no, zone, result.notes)
+            ln = parse_line(line, line_no, self.zone, result.notes)
             # Ids are checked before any state changes, so a bad line leaves no trace.
             callid = _id(ln.callid or NONE, "the call id", MAX_CALLID)
             _id(ln.agent, "the agent")
@@ -482,15 +509,64 @@ def _iter_events(lines: Iterable[str], result: ImportResult, zone: ZoneInfo) -> 
                 derived = conv.agent(ln)
             else:
                 result.ignored[ln.event] += 1
-                continue
+                return []
             events = [
                 check_event(_make(f"ql-{callid}-{line_no}-{n}", etype, at, **fields))
                 for n, (etype, at, fields) in enumerate(derived)
             ]
         except LineError as exc:
             result.skipped.append(Skipped(line_no, exc.reason, exc.detail))
-            continue
-        yield from events
+            return []
+        if self.clock_limit_ms is None or ln.ts <= self.clock_limit_ms:
+            self.newest_ms = max(self.newest_ms, ln.ts)
+        return events
+
+    def forget_calls_before(self, ms: int, finished_ms: int | None = None) -> int:
+        """Drop the state of calls with no line since `ms`, and of finished calls (ended, or left
+        the queue unanswered) with none since `finished_ms` (a follower's memory and state file
+        stay small); how many were dropped. A line of such a call afterwards is read as a file
+        starting mid-call would be (its visit count restarts)."""
+        finished_ms = ms if finished_ms is None else finished_ms
+
+        def gone(v: _Visit) -> bool:
+            done = v.ended or (v.outcome is not None and v.outcome != "call.answered")
+            return v.seen_ms < (finished_ms if done else ms)
+
+        old = [c for c, (_, v) in self._conv.visits.items() if gone(v)]
+        for c in old:
+            del self._conv.visits[c]
+        return len(old)
+
+    def state(self) -> dict[str, Any]:
+        """The reader's state as JSON-ready data (open calls, visit counts, agent states)."""
+        return {
+            "newest_ms": self.newest_ms,
+            "visits": {
+                callid: [n, v.call_id, v.offered_ms, v.outcome, v.ended, list(v.cancelled), v.seen_ms]
+                for callid, (n, v) in self._conv.visits.items()
+            },
+            "agents": {
+                op: [a.state, list(a.queues), None if a.last is None else [a.last[0], list(a.last[1])]]
+                for op, a in self._conv.agents.items()
+            },
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], result: ImportResult, zone: ZoneInfo) -> LineReader:
+        """A reader that goes on from `state` (as returned by `state`); ValueError if malformed."""
+        reader = cls(result, zone)
+        try:
+            reader.newest_ms = int(state["newest_ms"])
+            for callid, (n, call_id, offered, outcome, ended, cancelled, seen) in state["visits"].items():
+                visit = _Visit(str(call_id), offered, outcome, bool(ended), [str(c) for c in cancelled], seen)
+                reader._conv.visits[str(callid)] = (int(n), visit)
+            for op, (st, queues, last) in state["agents"].items():
+                reader._conv.agents[str(op)] = _Agent(
+                    st, [str(q) for q in queues], None if last is None else (str(last[0]), tuple(last[1]))
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a queue_log reader state: {exc!r}") from None
+        return reader
 
 
 def convert(lines: Iterable[str], tz: str = "UTC") -> ImportResult:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -266,6 +267,8 @@ class Publisher:
         """Start one task per sink (inside a running loop)."""
         if not self._tasks:
             self._tasks = [asyncio.ensure_future(r.run()) for r in self.runners]
+            for r, t in zip(self.runners, self._tasks, strict=True):
+                t.add_done_callback(functools.partial(_sink_task_ended, r.sink.name))
 
     async def run(self) -> None:
         """Flush every interval until cancelled; then stop the sink tasks and close the sinks."""
@@ -290,3 +293,11 @@ class Publisher:
         for r in self.runners:
             with contextlib.suppress(Exception):
                 await r.sink.close()
+
+
+def _sink_task_ended(name: str, task: asyncio.Task[None]) -> None:
+    """A sink task only ends by cancellation; anything else is said loudly (its sink stopped)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    log.error("sink %s stopped writing: its task ended (%r)", name, exc, exc_info=exc)

@@ -28,6 +28,11 @@ class SinkRunner:
     Retractions (periods that left retention) are not part of the complete state: those of a batch
     that failed or was dropped are carried into the next batch written, so a compacted topic still
     gets its tombstones.
+
+    The task never ends but by cancellation: a write that hangs past `write_timeout_s` counts as a
+    failed write (the sink is closed, so its client reconnects), and an error while building a
+    batch is logged and retried. A sink task that died silently once left the score topics empty
+    while Redis and the API were right (CHANGELOG).
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class SinkRunner:
         backoff_max_s: float,
         sleep: Sleep,
         check_every_s: float = 5.0,
+        write_timeout_s: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sink = sink
@@ -52,6 +58,7 @@ class SinkRunner:
         self.backoff_max_s = backoff_max_s
         self.sleep = sleep
         self.check_every_s = check_every_s
+        self.write_timeout_s = write_timeout_s
         self.monotonic = monotonic
         self._checked_at = monotonic()
         self.errors = 0
@@ -135,19 +142,24 @@ class SinkRunner:
     async def run(self) -> None:
         delay = self.backoff_initial_s
         while True:
-            batch = await self._next()
-            self.busy = True
+            batch: Batch | None = None
             try:
-                await self.sink.write(batch)
+                batch = await self._next()
+                self.busy = True
+                await self._write(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.carried = [*batch.retractions, *self.carried]
+                if batch is not None:
+                    self.carried = [*batch.retractions, *self.carried]
                 self.errors += 1
                 self.metrics.sink_errors_total.labels(self.sink.name).inc()
-                log.warning(
-                    "sink %s failed (retry in %.1fs): %s", self.sink.name, delay, mask_secrets(str(exc))
-                )
+                if batch is None:  # building the batch failed: a bug, never a reason to stop writing
+                    log.exception("sink %s: building a batch failed (retry in %.1fs)", self.sink.name, delay)
+                else:
+                    log.warning(
+                        "sink %s failed (retry in %.1fs): %s", self.sink.name, delay, mask_secrets(str(exc))
+                    )
                 self.needs_full = True
                 self.busy = False
                 await self.sleep(delay)
@@ -157,6 +169,16 @@ class SinkRunner:
             if delay != self.backoff_initial_s:
                 log.info("sink %s recovered: wrote the complete state", self.sink.name)
             delay = self.backoff_initial_s
+
+    async def _write(self, batch: Batch) -> None:
+        """`sink.write`, bounded: a hung write is closed (its client reconnects) and raised as a failure."""
+        try:
+            async with asyncio.timeout(self.write_timeout_s):  # no task: a quick write never yields
+                await self.sink.write(batch)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                await self.sink.close()
+            raise TimeoutError(f"write took over {self.write_timeout_s:.0f}s: closed, resending") from None
 
     async def idle(self) -> None:
         """Wait until everything offered so far is written (tests, shutdown); not while failing."""

@@ -41,8 +41,14 @@ class KafkaSink:
         if self._producer is None:
             from aiokafka import AIOKafkaProducer
 
+            # Idempotent: a batch retried after a leader moved (a broker lost) is written once and
+            # in order, so an older record of a key never lands after a newer one.
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", linger_ms=20, request_timeout_ms=15000
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=20,
+                request_timeout_ms=15000,
             )
             try:
                 await producer.start()

@@ -24,26 +24,24 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from stream.config import mask_secrets
 from stream.core.config import DAY_MS, KpiConfig
 from stream.core.outputs import operator_hash, queue_hash, scorecard_hash
 from stream.core.periods import DAY_PREFIX, MONTH_PREFIX, is_expired
 from stream.errors import SinkError
 from stream.sinks.base import Batch, Record, Retraction
+from stream.sinks.redis_conn import RedisTarget
 from stream.sinks.redis_keys import (
-    ACTIVE_ALERTS,
+    DEFAULT_KEYSPACE,
     PREFIX,
-    UPDATES_CHANNEL,
     CenterKey,
+    Keyspace,
     LeaderboardKey,
     LiveQueueKey,
     OperatorKey,
     QueueKey,
     ScorecardKey,
     WriterKey,
-    decode_key,
     queue_or_center_key,
 )
 
@@ -55,12 +53,12 @@ DELETE_CHUNK = 500
 PERIOD_KINDS = (OperatorKey, QueueKey, CenterKey, LeaderboardKey, ScorecardKey)
 
 
-def operator_key(rec: Record) -> str:
-    return OperatorKey(rec["operator_id"], rec["period_key"]).encode()
+def operator_key(rec: Record, ks: Keyspace = DEFAULT_KEYSPACE) -> str:
+    return ks.key(OperatorKey(rec["operator_id"], rec["period_key"]))
 
 
-def queue_key(rec: Record) -> str:
-    return queue_or_center_key(None if rec["scope"] == "center" else rec["queue"], rec["period_key"]).encode()
+def queue_key(rec: Record, ks: Keyspace = DEFAULT_KEYSPACE) -> str:
+    return ks.key(queue_or_center_key(None if rec["scope"] == "center" else rec["queue"], rec["period_key"]))
 
 
 def ttl_seconds(period_key: str, cfg: KpiConfig) -> int | None:
@@ -72,12 +70,12 @@ def ttl_seconds(period_key: str, cfg: KpiConfig) -> int | None:
     return None
 
 
-def retracted_keys(r: Retraction) -> list[str]:
+def retracted_keys(r: Retraction, ks: Keyspace = DEFAULT_KEYSPACE) -> list[str]:
     """Every key of a period that left retention: its records', its leaderboard and scorecard."""
     pk = r.period_key
-    keys = [OperatorKey(op, pk).encode() for op in r.operators]
-    keys += [queue_or_center_key(q, pk).encode() for q in r.queues]
-    keys += [CenterKey(pk).encode(), LeaderboardKey(pk).encode(), ScorecardKey(pk).encode()]
+    keys = [ks.key(OperatorKey(op, pk)) for op in r.operators]
+    keys += [ks.key(queue_or_center_key(q, pk)) for q in r.queues]
+    keys += [ks.key(CenterKey(pk)), ks.key(LeaderboardKey(pk)), ks.key(ScorecardKey(pk))]
     return list(dict.fromkeys(keys))
 
 
@@ -112,20 +110,29 @@ class RedisSink:
     name = "redis"
 
     def __init__(
-        self, url: str, cfg: KpiConfig, *, timeout_s: float = 5.0, run_id: str | None = None
+        self,
+        url: str,
+        cfg: KpiConfig,
+        *,
+        timeout_s: float = 5.0,
+        run_id: str | None = None,
+        ssl_cafile: str = "",
+        keyspace: Keyspace = DEFAULT_KEYSPACE,
     ) -> None:
         self.url = url
         self.cfg = cfg
         self.timeout_s = timeout_s
-        self.marker = WriterKey(run_id or uuid.uuid4().hex).encode()
+        self.target = RedisTarget(url, ssl_cafile, keyspace)
+        self.ks = keyspace
+        self.marker = keyspace.key(WriterKey(run_id or uuid.uuid4().hex))
         self.witness = WriteWitness()
         self._swept = False  # a write looked for stale periods since event time was known
         self._client: Any = None
 
     def _redis(self) -> Any:
         if self._client is None:
-            self._client = aioredis.from_url(
-                self.url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s
+            self._client = self.target.client(
+                socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s
             )
         return self._client
 
@@ -147,7 +154,7 @@ class RedisSink:
                 for pk, keys in sorted(stale.items()):
                     self._delete_period(pipe, pk, keys)
                 for r in batch.retractions:
-                    self._delete_period(pipe, r.period_key, retracted_keys(r))
+                    self._delete_period(pipe, r.period_key, retracted_keys(r, self.ks))
                 self._queue_commands(pipe, batch)
                 results = await pipe.execute()
             if batch.complete:
@@ -182,9 +189,9 @@ class RedisSink:
         out: dict[str, list[str]] = {}
         if wm <= 0:
             return out
-        async for raw in client.scan_iter(match=f"{PREFIX}*[0-9]", count=1000):
+        async for raw in client.scan_iter(match=self.ks.scan(f"{PREFIX}*[0-9]"), count=1000):
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            decoded = decode_key(key)
+            decoded = self.ks.decode(key)
             if not isinstance(decoded, PERIOD_KINDS):
                 continue
             pk = decoded.period_key
@@ -196,7 +203,7 @@ class RedisSink:
         for start in range(0, len(keys), DELETE_CHUNK):
             pipe.delete(*keys[start : start + DELETE_CHUNK])
         msg = {"kind": "retracted", "period_key": period_key, "keys": sorted(keys)}
-        pipe.publish(UPDATES_CHANNEL, json.dumps(msg, separators=(",", ":")))
+        pipe.publish(self.ks.updates_channel, json.dumps(msg, separators=(",", ":")))
 
     def _expire(self, pipe: Any, key: str, period_key: str) -> None:
         ttl = ttl_seconds(period_key, self.cfg)
@@ -204,43 +211,45 @@ class RedisSink:
             pipe.expire(key, ttl)
 
     def _queue_commands(self, pipe: Any, batch: Batch) -> None:
+        ks = self.ks
+        updates, active_alerts = ks.updates_channel, ks.active_alerts
         for rec in batch.operators:
             pk = rec["period_key"]
-            key = operator_key(rec)
+            key = operator_key(rec, ks)
             pipe.hset(key, mapping=operator_hash(rec))
             self._expire(pipe, key, pk)
-            board = LeaderboardKey(pk).encode()
+            board = ks.key(LeaderboardKey(pk))
             if any(rec["counts"].values()):
                 pipe.zadd(board, {rec["operator_id"]: rec["f"]})
             else:
                 pipe.zrem(board, rec["operator_id"])  # no activity in the window: off the board
             self._expire(pipe, board, pk)
-            pipe.publish(UPDATES_CHANNEL, _message(key, "operator", rec))
+            pipe.publish(updates, _message(key, "operator", rec))
         for rec in batch.queues:
-            key = queue_key(rec)
+            key = queue_key(rec, ks)
             pipe.hset(key, mapping=queue_hash(rec))
             self._expire(pipe, key, rec["period_key"])
-            pipe.publish(UPDATES_CHANNEL, _message(key, rec["scope"], rec))
+            pipe.publish(updates, _message(key, rec["scope"], rec))
         for rec in batch.scorecards:
-            key = ScorecardKey(rec["period_key"]).encode()
+            key = ks.key(ScorecardKey(rec["period_key"]))
             pipe.hset(key, mapping=scorecard_hash(rec))
             self._expire(pipe, key, rec["period_key"])
-            pipe.publish(UPDATES_CHANNEL, _message(key, "scorecard", rec))
+            pipe.publish(updates, _message(key, "scorecard", rec))
 
         for rec in batch.live:
-            key = LiveQueueKey(rec["queue"]).encode()
+            key = ks.key(LiveQueueKey(rec["queue"]))
             pipe.hset(key, mapping={k: "" if v is None else str(v) for k, v in rec.items() if k != "queue"})
-            pipe.publish(UPDATES_CHANNEL, _message(key, "live", rec))
+            pipe.publish(updates, _message(key, "live", rec))
         if batch.active_alerts is not None:
-            pipe.delete(ACTIVE_ALERTS)
+            pipe.delete(active_alerts)
             for rec in batch.active_alerts:
-                pipe.hset(ACTIVE_ALERTS, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
+                pipe.hset(active_alerts, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
         for rec in batch.alerts:
             if rec["status"] == "firing":
-                pipe.hset(ACTIVE_ALERTS, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
+                pipe.hset(active_alerts, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
             else:
-                pipe.hdel(ACTIVE_ALERTS, rec["alert_id"])
-            pipe.publish(UPDATES_CHANNEL, _message(ACTIVE_ALERTS, "alert", rec))
+                pipe.hdel(active_alerts, rec["alert_id"])
+            pipe.publish(updates, _message(active_alerts, "alert", rec))
 
     async def _reset(self) -> None:
         client, self._client = self._client, None

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from stream.config import KEY_PREFIX_CHARS
 from stream.core.keys import CENTER_ID
 
 PREFIX = "kpi:"
@@ -218,3 +219,48 @@ def queue_or_center_key(queue: str | None, period_key: str) -> QueueKey | Center
     if queue is None or queue == CENTER_ID:
         return CenterKey(period_key)
     return QueueKey(queue, period_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyspace:
+    """The keys of one kpistream deployment in a shared Redis: `prefix` before every key of the layout.
+
+    One Redis can serve several centres, each with its own prefix (`redis_key_prefix`, e.g.
+    `centre-a:`): every hash, set, marker, the alert hash and the updates channel get it, and a
+    SCAN of one keyspace never matches another's keys. The empty prefix is the layout as it was.
+    """
+
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if not KEY_PREFIX_CHARS.match(self.prefix):
+            raise ValueError(f"a Redis key prefix may use letters, digits and _.:{{}}- only: {self.prefix!r}")
+
+    def key(self, key: RedisKey) -> str:
+        """The Redis key of `key` in this keyspace."""
+        return f"{self.prefix}{key.encode()}"
+
+    def scan(self, pattern: str) -> str:
+        """A SCAN MATCH pattern of the layout (`OperatorKey.SCAN`), restricted to this keyspace."""
+        return f"{self.prefix}{pattern}"
+
+    def strip(self, key: str) -> str | None:
+        """The layout key of a Redis key of this keyspace; None for a key outside it."""
+        return key[len(self.prefix) :] if key.startswith(self.prefix) else None
+
+    def decode(self, key: str) -> RedisKey | None:
+        """`decode_key` of a Redis key of this keyspace; None for a foreign key."""
+        bare = self.strip(key)
+        return None if bare is None else decode_key(bare)
+
+    @property
+    def updates_channel(self) -> str:
+        return f"{self.prefix}{UPDATES_CHANNEL}"
+
+    @property
+    def active_alerts(self) -> str:
+        return f"{self.prefix}{ACTIVE_ALERTS}"
+
+
+#: Today's keys, unprefixed (the default of every reader and writer).
+DEFAULT_KEYSPACE = Keyspace()

@@ -62,7 +62,7 @@ def test_schema_rejects_a_broken_file(schema: dict[str, Any], compose: dict[str,
 
 def test_services_and_wiring(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", "worker", "prometheus", "grafana"}
+    assert set(services) == {"kafka", "redis", "worker", "simulator", "prometheus", "grafana"}
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
@@ -80,6 +80,39 @@ def test_services_and_wiring(compose: dict[str, Any]) -> None:
     assert "http://localhost:6066/healthz" in " ".join(worker["healthcheck"]["test"])
     for name in ("kafka", "redis", "worker"):
         assert services[name]["healthcheck"]["test"], name
+
+
+def test_simulator_feeds_the_worker(compose: dict[str, Any]) -> None:
+    """`docker compose up` shows a live wallboard: the simulator produces once the worker is up."""
+    services = compose["services"]
+    sim, worker = services["simulator"], services["worker"]
+    assert sim["image"] == worker["image"] and sim["build"] == worker["build"]
+    assert sim["command"][:3] == ["kpistream", "simulate", "--produce"]
+    assert sim["environment"]["KPISTREAM_BROKER"] == worker["environment"]["KPISTREAM_BROKER"]
+    assert sim["depends_on"] == {"worker": {"condition": "service_healthy"}}
+    assert sim["restart"] == "on-failure"  # a re-sent day changes nothing (event_id idempotency)
+    speed = float(sim["command"][sim["command"].index("--speed") + 1])
+    hours = float(sim["command"][sim["command"].index("--hours") + 1])
+    # Today from 08:00 at `speed` runs ahead of the wall clock by up to 08:00 + hours; the worker
+    # must not take those events for `future` dead letters.
+    assert speed > 1
+    assert int(worker["environment"]["KPISTREAM_MAX_CLOCK_SKEW_MS"]) >= (8 + hours) * 3_600_000
+    assert sim["environment"]["KPISTREAM_TZ"] == worker["environment"]["KPISTREAM_TZ"]
+
+
+def test_kafka_has_a_listener_for_host_tools(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    listeners = dict(item.split("://", 1) for item in env["KAFKA_LISTENERS"].split(","))
+    advertised = dict(item.split("://", 1) for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    host, port = advertised["HOST"].rsplit(":", 1)
+    assert host == "127.0.0.1"
+    assert listeners["HOST"] == f":{port}"
+    assert protocols["HOST"] == "PLAINTEXT"
+    assert f"127.0.0.1:{port}:{port}" in kafka["ports"]
+    assert advertised["PLAINTEXT"] == "kafka:9092"  # what the containers use
+    assert set(listeners) - {"CONTROLLER"} == set(advertised)
 
 
 def test_published_ports_are_loopback_only(compose: dict[str, Any]) -> None:
@@ -114,3 +147,64 @@ def test_prometheus_config_passes_promtool() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _dockerignore_admits(patterns: list[str], path: str) -> bool:
+    """Docker's rule, enough for our allowlist: the last matching pattern wins, `!` re-admits."""
+    import fnmatch
+
+    admitted = True
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern[1:] if negate else pattern
+        body = body.rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatch(prefix, body) for prefix in prefixes) or fnmatch.fnmatch(
+            path, body.removeprefix("**/")
+        ):
+            admitted = negate
+    return admitted
+
+
+def test_dockerignore_keeps_the_context_to_what_the_image_copies() -> None:
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copied: list[str] = []
+    for line in (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("COPY "):
+            copied += line.split()[1:-1]
+    assert {"pyproject.toml", "README.md", "LICENSE", "stream", "agents", "schemas"} <= set(copied)
+    for source in copied:
+        assert (REPO / source).exists(), source
+        assert _dockerignore_admits(patterns, source), f"{source} is copied but excluded by .dockerignore"
+        assert _dockerignore_admits(patterns, f"{source}/x.py") or (REPO / source).is_file(), source
+    for excluded in (".venv", ".cache/kafka", ".git", "tests/unit", ".kpistream", "stream/__pycache__"):
+        assert not _dockerignore_admits(patterns, excluded), f"{excluded} would be sent to the daemon"
+
+
+def test_license_is_the_apache_license_pyproject_names() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == {"text": "Apache-2.0"}
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert text.lstrip().startswith("Apache License")
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    # The unmodified text of https://www.apache.org/licenses/LICENSE-2.0.txt
+    assert hashlib.sha256(text.encode()).hexdigest() == (
+        "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
+    )
+
+
+def test_faust_streaming_is_bounded_above() -> None:
+    """agents/faust_compat.py uses Faust internals: a new minor release must be a deliberate upgrade."""
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    (faust,) = [d for d in deps if d.startswith("faust-streaming")]
+    assert "<" in faust, faust

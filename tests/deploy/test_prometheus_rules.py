@@ -41,6 +41,9 @@ ALERTING_DOC = REPO / "docs" / "alerting.md"
 
 # Series Prometheus itself writes, with their labels (besides the target's job and instance).
 BUILTINS: dict[str, set[str]] = {"up": set(), "ALERTS": {"*"}, "ALERTS_FOR_STATE": {"*"}}
+# The standard collectors on the worker's registry (prometheus_client's process_*, python_*): not
+# fields of Metrics, and not all required on the dashboard.
+STANDARD_PREFIXES = ("process_", "python_")
 TARGET_LABELS = {"job", "instance"}
 # Used by the rules but not exported yet: asked for in docs/alerting.md ("What the rules need").
 # Once stream/metrics.py has it, this entry is dead and can go.
@@ -77,9 +80,21 @@ def _exported() -> dict[str, set[str]]:
         name = c._name + ("_total" if c._type == "counter" else "")
         out[name] = set(c._labelnames)
     registered = {
-        fam.name + ("_total" if fam.type == "counter" else "") for fam in metrics.registry.collect()
+        fam.name + ("_total" if fam.type == "counter" else "")
+        for fam in metrics.registry.collect()
+        if not fam.name.startswith(STANDARD_PREFIXES)
     }
     assert registered <= set(out), "a metric of stream.metrics is not a field of Metrics"
+    return out
+
+
+def _standard() -> dict[str, set[str]]:
+    """The standard collectors' series on the worker's registry, with their labels."""
+    out: dict[str, set[str]] = {}
+    for fam in Metrics.create().registry.collect():
+        if fam.name.startswith(STANDARD_PREFIXES):
+            for sample in fam.samples:
+                out.setdefault(sample.name, set()).update(sample.labels)
     return out
 
 
@@ -121,7 +136,7 @@ def test_promql_selectors_parser() -> None:
 def _check_selectors(exprs: list[str], where: str) -> set[str]:
     """Every selector names an exported (or built-in, or pending) metric with its own labels."""
     exported = _exported()
-    known = {**exported, **BUILTINS, **PENDING}
+    known = {**exported, **_standard(), **BUILTINS, **PENDING}
     used: set[str] = set()
     for expr in exprs:
         selectors = promql_selectors(expr)
@@ -206,6 +221,8 @@ def test_every_alert_has_severity_annotations_runbook_and_a_test() -> None:
         "KpistreamWorkerDown",
         "KpistreamDeadLettersIncreasing",
         "KpistreamSinkErrors",
+        "KpistreamWallboardStale",
+        "KpistreamConsumerLagHigh",
     }
     assert names <= tested
     for rule in rules:
@@ -370,15 +387,55 @@ def test_dashboard_uses_exported_metrics_and_labels() -> None:
     assert exported <= used, sorted(exported - used)
 
 
+def _datasource_refs(node: Any) -> list[dict[str, Any]]:
+    """Every `datasource` object anywhere in the dashboard (panels, targets, variables)."""
+    if isinstance(node, dict):
+        found = [node["datasource"]] if isinstance(node.get("datasource"), dict) else []
+        return found + [r for v in node.values() for r in _datasource_refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _datasource_refs(v)]
+    return []
+
+
+def test_dashboard_imports_into_any_grafana() -> None:
+    """The Prometheus is a template variable, never a fixed uid: importing needs no edit."""
+    dash = _dashboard()
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert dash["templating"]["list"][0]["name"] == "datasource"  # resolved before the queries using it
+    refs = _datasource_refs(dash)
+    prometheus = [r for r in refs if r.get("type") == "prometheus"]
+    assert prometheus and all(r == {"type": "prometheus", "uid": "${datasource}"} for r in prometheus)
+    assert {r["uid"] for r in refs} <= {"${datasource}", "-- Grafana --"}  # the built-in annotations
+    text = DASHBOARD.read_text(encoding="utf-8")
+    provisioned_uid = _load_yaml(DATASOURCES)["datasources"][0]["uid"]
+    assert f'"uid": "{provisioned_uid}"' not in text
+    assert "__inputs" not in dash and "id" not in dash  # no export leftovers tied to one Grafana
+
+
+def test_dashboard_shows_a_stale_wallboard_and_the_lag() -> None:
+    by_title = {p["title"]: p for p in _panels()}
+    age = by_title["Wallboard data age"]
+    assert age["targets"][0]["expr"].startswith("kpistream_data_freshness_seconds")
+    steps = [s["value"] for s in age["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    stale_rule = next(r for r in _alert_rules() if r["alert"] == "KpistreamWallboardStale")
+    assert steps == [None, 300] and "kpistream_data_freshness_seconds > 300" in stale_rule["expr"]
+    assert by_title["Consumer lag by topic"]["targets"][0]["expr"].startswith(
+        "sum by (topic) (kpistream_consumer_lag"
+    )
+    assert "partition" in by_title["Consumer lag by partition"]["targets"][0]["legendFormat"]
+    assert "{{version}}" in by_title["Worker versions"]["targets"][0]["legendFormat"]
+
+
 def test_dashboard_panels() -> None:
     dash = _dashboard()
     panels = _panels()
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids))
-    uid = _load_yaml(DATASOURCES)["datasources"][0]["uid"]
     for p in panels:
         if p["type"] != "row":
-            assert p["datasource"]["uid"] == uid, p["title"]
+            assert p["datasource"]["uid"] == "${datasource}", p["title"]
             assert p["targets"], p["title"]
     by_title = {p["title"]: p for p in panels}
     for title, metric, limit in (

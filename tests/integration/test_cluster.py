@@ -126,11 +126,9 @@ def test_broker_stopped_mid_stream_ends_exact(
     expected = report_of(whole, env)
     got = wait_for_periods(worker, expected, timeout=120)
     assert got == expected, worker.log_tail()
-    # Redis too (tests/support_faults.py). The compacted score topics are not compared here: after
-    # the broker loss a reader of them from the beginning missed a few queue records in one run
-    # (issue #12 stays open for it; docs/architecture.md, Guarantees).
+    # Redis and the compacted score topics too (tests/support_faults.py).
     worker.name = "worker"
-    converge(shape_of_report(expected), env, redis_client(redis_server.url), [worker], topics=False)
+    converge(shape_of_report(expected), env, redis_client(redis_server.url), [worker])
     assert worker.alive()
     assert worker.get_json("/readyz").get("ready")
 

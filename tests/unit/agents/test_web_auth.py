@@ -7,6 +7,7 @@ import base64
 import ssl
 import subprocess
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from agents.web_auth import (
     PasswordHash,
     WebAuth,
     auth_middleware,
+    canonical_url,
     hash_password,
     is_loopback,
     new_token,
@@ -340,8 +342,11 @@ def test_tls_serves_https_and_peers_check_the_certificate(tmp_path: Path) -> Non
         web_viewer_token="v",
     )
     options = web_server_options(settings)
-    assert options["canonical_url"] == f"https://127.0.0.1:{settings.web_port}"
     assert isinstance(options["web_ssl_context"], ssl.SSLContext)
+    assert canonical_url(settings) == f"https://127.0.0.1:{settings.web_port}"
+    assert canonical_url(Settings()) is None  # Faust's default: http://WEB_HOST:WEB_PORT
+    advertised = replace(settings, web_advertised_url="https://kpistream-0.kpistream:6066")
+    assert canonical_url(advertised) == "https://kpistream-0.kpistream:6066"
     peer = peer_request_options(settings)
     assert peer["headers"] == bearer("peer-tok")
 
