@@ -101,7 +101,7 @@ def test_broker_stopped_mid_stream_ends_exact(
         _describe(whole_cluster.bootstrap, (env["KPISTREAM_TOPIC_PREFIX"], env["KPISTREAM_APP_ID"]))
     )
     changelogs = [t for t in topics if t.endswith("-changelog")]
-    assert len(topics) - len(changelogs) == 13 and len(changelogs) >= 8, sorted(topics)
+    assert len(topics) - len(changelogs) == 14 and len(changelogs) >= 8, sorted(topics)
     assert {name: spec for name, spec in topics.items() if spec != ({3}, "2")} == {}
 
     events = list(iter_jsonl(generate(SimConfig(seed=12, hours=1.5, duplicate_prob=0.02))))

@@ -53,7 +53,7 @@ def test_bad_replication_is_refused_by_name(env: dict[str, str], setting: str) -
 def test_every_topic_gets_the_replication_and_keeps_its_own_config() -> None:
     s = Settings(replication_factor=3, min_insync_replicas=2, topic_prefix="x.")
     specs = topic_specs(s)
-    assert len(specs) == 13 and all(name.startswith("x.") for name in specs)
+    assert len(specs) == 14 and all(name.startswith("x.") for name in specs)
     for spec in specs.values():
         assert spec.replication_factor == 3
         assert spec.config["min.insync.replicas"] == "2"
