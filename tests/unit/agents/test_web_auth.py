@@ -398,3 +398,41 @@ def test_web_user_entries_load(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert main(["web-user", "alice", "--role", "admin", "--password"]) == 0
     (alice,) = parse_users(capsys.readouterr().out)
     assert alice.role == ADMIN and alice.password is not None and alice.password.verify("correct horse")
+
+
+# ----------------------------------------------------------------------------- the worker's own app
+
+
+def test_every_route_of_the_worker_app_is_behind_the_middleware(tmp_path: Path) -> None:
+    """The real worker app (not started): its routes, whoever added them, answer by the rules."""
+    from stream.commands.worker import build_worker_app
+
+    settings = load_settings(
+        env={
+            "KPISTREAM_DATA_DIR": str(tmp_path),
+            "KPISTREAM_WEB_VIEWER_TOKEN": TOKENS[VIEWER],
+            "KPISTREAM_WEB_INGEST_TOKEN": TOKENS[INGEST],
+        }
+    )
+    web_app = build_worker_app(settings).app.web.web_app
+    routes = {(r.method, r.resource.canonical) for r in web_app.router.routes() if r.resource is not None}
+    assert ("POST", "/api/v1/events") in routes and ("GET", "/api/v1/events") in routes
+    assert any(method == "POST" and path.startswith("/api/v1/payouts") for method, path in routes)
+
+    async def run() -> None:
+        async with TestClient(TestServer(web_app)) as c:
+            for method, path in sorted(routes):
+                if "{" in path or method == "HEAD":
+                    continue
+                want = required_roles(method, path)
+                r = await c.request(method, path)
+                assert (r.status == 401) == (want is not None), (method, path, r.status)
+                if want is not None and VIEWER not in want:
+                    r = await c.request(method, path, headers=bearer(TOKENS[VIEWER]))
+                    assert r.status == 403, (method, path, r.status)
+            r = await c.post(
+                "/api/v1/events", headers={**bearer(TOKENS[INGEST]), "Content-Type": "text/plain"}
+            )
+            assert r.status == 415  # past the middleware, in the ingest handler
+
+    asyncio.run(run())
