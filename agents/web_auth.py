@@ -214,6 +214,8 @@ class Credentials:
                     (hashlib.sha256(token.encode()).digest(), Principal(f"token:{role}", role))
                 )
         self._passwords = {u.name: (u.password, Principal(u.name, u.role)) for u in self.users if u.password}
+        rounds = max((u.password.iterations for u in self.users if u.password), default=PBKDF2_ITERATIONS)
+        self._absent = PasswordHash(rounds, bytes(16), bytes(32))
         # Verified (user, password) pairs by a keyed hash, so a browser's every request does not cost
         # a PBKDF2 run; the key is this process's own, so the cache is worthless outside it.
         self._cache_key = secrets.token_bytes(32)
@@ -236,6 +238,8 @@ class Credentials:
         """The principal of a user and password (PBKDF2 in a thread; verified pairs cached)."""
         entry = self._passwords.get(name)
         if entry is None:
+            if self._passwords:  # as slow as a wrong password: the time does not tell which names exist
+                await asyncio.to_thread(self._absent.verify, password)
             return None
         stored, principal = entry
         assert stored is not None
