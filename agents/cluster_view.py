@@ -28,6 +28,7 @@ from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from agents.web_auth import peer_request_options
 from stream.core import jsonbytes
 from stream.core.aggregate import NOW, AggState
 from stream.core.config import KpiConfig
@@ -272,13 +273,22 @@ def peers_of(
     return out
 
 
-async def fetch_view(client: Any, url: str, expected: tuple[int, ...], timeout_s: float) -> LocalView:
-    """A peer's local view over HTTP; ClusterUnavailable naming the peer when it cannot be had."""
+async def fetch_view(
+    client: Any,
+    url: str,
+    expected: tuple[int, ...],
+    timeout_s: float,
+    options: Mapping[str, Any] | None = None,
+) -> LocalView:
+    """A peer's local view over HTTP; ClusterUnavailable naming the peer when it cannot be had.
+
+    `options` are extra aiohttp request options: the peer token and TLS check (agents/web_auth.py).
+    """
     import aiohttp
 
     try:
         async with client.get(
-            url.rstrip("/") + LOCAL_PATH, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            url.rstrip("/") + LOCAL_PATH, timeout=aiohttp.ClientTimeout(total=timeout_s), **(options or {})
         ) as response:
             raw = await response.read()
             if response.status != 200:
@@ -340,6 +350,7 @@ class ClusterView:
         self.fund_of = fund_of
         self.timeout_s = timeout_s
         self.partition_of = PartitionOf(pipeline.settings.partitions, self.app.conf.producer_partitioner)
+        self.peer_options = peer_request_options(pipeline.settings)
 
     @property
     def url(self) -> str:
@@ -387,7 +398,7 @@ class ClusterView:
         client = self.app.http_client
 
         async def fetch(url: str, expected: tuple[int, ...]) -> LocalView:
-            return await fetch_view(client, url, expected, self.timeout_s)
+            return await fetch_view(client, url, expected, self.timeout_s, self.peer_options)
 
         views = await gather_views(own, peers, fetch)
         self.check_settled()  # a rebalance that began while peers answered makes their views stale

@@ -301,6 +301,7 @@ def _document() -> dict[str, Any]:
             {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}},
         ),
     }
+    paths["/api/v1/events"]["post"] = _ingest_operation()
     paths.update(payouts_api.openapi_paths())  # the month close (agents/payouts_api.py)
     return {
         "openapi": "3.1.0",
@@ -312,7 +313,81 @@ def _document() -> dict[str, Any]:
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": {**_schemas(), **_ingest_schemas()}, "securitySchemes": _SECURITY_SCHEMES},
+        # With web auth on (docs/security.md) every path here needs one of these; `{}`: auth is off.
+        "security": [{"bearer": []}, {"basic": []}, {"wallboardCookie": []}, {}],
+    }
+
+
+_SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "A token of the users file or a setting."},
+    "basic": {"type": "http", "scheme": "basic", "description": "A password user of the users file."},
+    "wallboardCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "kpistream_token",
+        "description": "Set by GET /wallboard?token=TOKEN; GET requests only.",
+    },
+}
+
+
+def _ingest_schemas() -> dict[str, Any]:
+    entry = {
+        "type": "object",
+        "required": ["index", "status"],
+        "properties": {
+            "index": {"type": "integer", "minimum": 0, "description": "Position among the body's events."},
+            "line": {"type": "integer", "minimum": 1, "description": "JSON Lines only: the line number."},
+            "status": {"enum": ["accepted", "rejected"]},
+            "event_id": {"type": "string"},
+            "topic": {"type": "string"},
+            "partition": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "reason": {
+                "type": "string",
+                "description": "A dead-letter reason of the stream, or produce_failed / produce_timeout.",
+            },
+            "field": {"type": "string"},
+            "detail": {"type": "string"},
+        },
+    }
+    return {
+        "IngestResponse": {
+            "type": "object",
+            "required": ["accepted", "rejected", "events"],
+            "properties": {
+                "accepted": {"type": "integer", "minimum": 0},
+                "rejected": {"type": "integer", "minimum": 0},
+                "events": {"type": "array", "items": entry},
+            },
+        }
+    }
+
+
+def _ingest_operation() -> dict[str, Any]:
+    event_list = _json(_ref("IngestResponse"), "")
+    return {
+        "operationId": "postEvents",
+        "summary": "Ingest contract events (HTTP)",
+        "description": "One event or an array (application/json), or JSON Lines (application/x-ndjson). "
+        "Each is validated as the stream validates it and written unchanged to its input topic with the "
+        "contract's key; the answer lists every event, accepted (written and acknowledged) or rejected "
+        "with its reason. Needs role ingest or admin (docs/importers.md).",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        },
+        "responses": {
+            "200": {**event_list, "description": "Every event accepted."},
+            "422": {**event_list, "description": "Some events invalid (the others were written)."},
+            "503": {**event_list, "description": "Some events could not be written: send them again."},
+            "400": _json(_ref("Error"), "The body cannot be split into events (a broken array)."),
+            "413": _json(_ref("Error"), "The body is larger than web_max_body_bytes."),
+            "415": _json(_ref("Error"), "Not application/json nor JSON Lines."),
+        },
     }
 
 

@@ -23,6 +23,7 @@ from agents import faust_compat
 from agents.batching import WriteBack, run_bulk
 from agents.codecs import TableCodecs
 from agents.transport import FastTransport
+from agents.web_auth import canonical_url, web_server_options
 from schemas.dead_letters import dead_letter
 from schemas.parse import parse_event
 from schemas.timestamps import format_ts
@@ -449,7 +450,7 @@ def make_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind=settings.web_host,
         # Peers read this worker's partitions at this URL (agents/cluster_view.py); None: web_host:web_port.
-        canonical_url=settings.web_advertised_url or None,
+        canonical_url=canonical_url(settings),  # what peers call (agents/web_auth.py)
         datadir=f"{settings.data_dir}/worker-{settings.app_id}",
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,
@@ -470,4 +471,5 @@ def make_app(settings: Settings) -> faust.App:
         Topic=faust_topic_class(settings),
         processing_guarantee="at_least_once",
         logging_config=None,
+        **web_server_options(settings),  # TLS on the web port (agents/web_auth.py)
     )

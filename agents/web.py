@@ -10,9 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from agents.cluster_view import LOCAL_PATH, ClusterUnavailable, ClusterView
 from agents.health import Health
+from agents.ingest import install_ingest
 from agents.payouts_api import install_payouts
 from agents.pipeline import Pipeline
 from agents.wallboard import install_wallboard
+from agents.web_auth import install_web_auth
 from stream.metrics import Exposition
 from stream.publish import Publisher
 from stream.sinks.redis_keys import Keyspace
@@ -21,6 +23,8 @@ from stream.strategies import StrategyBook
 
 def install_pages(pipeline: Pipeline, book: StrategyBook, publisher: Publisher) -> None:
     app = pipeline.app
+    # Before any route: one middleware decides every request by method and path (agents/web_auth.py).
+    install_web_auth(app, pipeline.settings)
 
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> web.Response:
@@ -90,6 +94,7 @@ def install_pages(pipeline: Pipeline, book: StrategyBook, publisher: Publisher) 
         keyspace=Keyspace(settings.redis_key_prefix),
     )
     install_payouts(app, pipeline, book, cluster)  # POST /api/v1/payouts/close (month close)
+    install_ingest(app, settings)  # POST /api/v1/events (HTTP ingest)
 
 
 def readiness(app: Any, health: Health) -> dict[str, Any]:

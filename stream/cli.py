@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.commands.importers",
     "stream.commands.bench",
     "stream.commands.payouts",
+    "stream.commands.web_user",
     "stream.commands.topics",
 )
 

@@ -170,6 +170,31 @@ class Settings:
     kafka_ssl_check_hostname: bool = setting(
         True, "the broker's certificate must name the host connected to (turn off only for IP-only test rigs)"
     )
+    # Web port: authentication, TLS and HTTP ingest (agents/web_auth.py, agents/ingest.py, docs/security.md)
+    web_auth_file: str = setting(
+        "", "TOML file of web users ([[users]] name, role, token_sha256 and/or password_hash); on when set"
+    )
+    web_viewer_token: str = setting(
+        "", "a bearer token with role viewer (read the wallboard and API)", secret=True
+    )
+    web_admin_token: str = setting("", "a bearer token with role admin (every request)", secret=True)
+    web_ingest_token: str = setting(
+        "", "a bearer token with role ingest (POST /api/v1/events only)", secret=True
+    )
+    web_peer_token: str = setting(
+        "",
+        "the token workers send each other for /api/v1/local/aggregates (same on every worker)",
+        secret=True,
+    )
+    web_auth_metrics: bool = setting(False, "with auth on, /metrics needs role viewer too (default: open)")
+    web_tls_certfile: str = setting("", "PEM certificate (chain) of the web port: HTTPS when set")
+    web_tls_keyfile: str = setting("", "PEM private key of web_tls_certfile (if not in the same file)")
+    web_tls_cafile: str = setting(
+        "", "CA file workers check each other's web certificates with (default: system CAs)"
+    )
+    web_max_body_bytes: int = setting(
+        1_048_576, "largest request body POST /api/v1/events accepts (413 beyond)"
+    )
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
@@ -214,6 +239,11 @@ class Settings:
             raise ConfigError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
         if self.web_advertised_url and not self.web_advertised_url.startswith(("http://", "https://")):
             raise ConfigError("web_advertised_url", "expected http://HOST:PORT or https://HOST:PORT")
+        # web port: authentication, TLS and HTTP ingest
+        if self.web_tls_keyfile and not self.web_tls_certfile:
+            raise ConfigError("web_tls_keyfile", "needs web_tls_certfile")
+        if self.web_max_body_bytes < self.max_message_bytes:
+            raise ConfigError("web_max_body_bytes", "must be at least max_message_bytes (one event)")
         if self.kpi.tz != self.tz:
             object.__setattr__(self, "kpi", replace(self.kpi, tz=self.tz))
         # Month close

@@ -52,6 +52,30 @@ async def create_topics(
     """
     if not topics:
         return []
+    # A broker stopped a moment ago is still in the client's metadata (NodeNotReady, a connection
+    # refused, a timeout): a new client with fresh metadata is tried until `timeout`.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await _create_topics_once(bootstrap, topics, replication_factor, timeout)
+        except ServiceError as exc:
+            cause = exc.__cause__
+            if not _retriable(cause) or time.monotonic() >= deadline:
+                raise
+            log.warning("creating topics: %s; retrying with fresh metadata", exc)
+            await asyncio.sleep(1.0)
+
+
+def _retriable(exc: BaseException | None) -> bool:
+    """A broker that is away for now (not a refusal: auth, policy and bad configs fail at once)."""
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    return bool(getattr(exc, "retriable", False))
+
+
+async def _create_topics_once(
+    bootstrap: Settings | str, topics: Mapping[str, TopicSpec], replication_factor: int, timeout: float
+) -> list[str]:
     admin = _admin_client(bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()

@@ -143,15 +143,16 @@ WRITE = "write"
 def worker_access(settings: Settings) -> dict[str, frozenset[str]]:
     """name -> {READ, WRITE}: how a worker uses each topic of `topic_plan`.
 
-    It consumes the inputs and `kpi.deltas` in its consumer group, reads the control topic without
+    It consumes the inputs and `kpi.deltas` in its consumer group, writes the inputs too (HTTP
+    ingest, `POST /api/v1/events`: agents/ingest.py), reads the control topic without
     a group (agents/publishing.py), writes deltas, dead letters, alerts and the score topics, reads
     and writes the month closes (`kpi.payouts`, without a group: agents/payouts_api.py), and reads
     (recovery) and writes its changelogs.
     """
     rw = frozenset({READ, WRITE})
-    access: dict[str, frozenset[str]] = {
-        settings.topic(name): frozenset({READ}) for name in INPUT_TOPICS.values()
-    }
+    access: dict[str, frozenset[str]] = dict.fromkeys(
+        (settings.topic(name) for name in INPUT_TOPICS.values()), rw
+    )
     access[settings.topic(DELTAS)] = rw
     for name in (DEAD_LETTERS, OPERATOR_SCORES, QUEUE_KPIS, ALERTS, SCORECARD):
         access[settings.topic(name)] = frozenset({WRITE})

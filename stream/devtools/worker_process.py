@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -64,7 +65,15 @@ class WorkerProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        scheme = "https" if self.env.get("KPISTREAM_WEB_TLS_CERTFILE") else "http"
+        return f"{scheme}://{LOOPBACK}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """With TLS on the web port: a context trusting the worker's CA file (or certificate)."""
+        cert = self.env.get("KPISTREAM_WEB_TLS_CERTFILE")
+        if not cert:
+            return None
+        return ssl.create_default_context(cafile=self.env.get("KPISTREAM_WEB_TLS_CAFILE") or cert)
 
     @property
     def pid(self) -> int:
@@ -101,7 +110,12 @@ class WorkerProcess:
             raise WorkerFailed(f"the worker exited (code {code}); see {self.log_path}", self.log_tail())
 
     def get(self, path: str, timeout: float = 10.0) -> bytes:
-        with urllib.request.urlopen(f"{self.base_url}{path}", timeout=timeout) as r:
+        """GET a path, with the worker's own viewer (or admin) token when web auth is on."""
+        request = urllib.request.Request(f"{self.base_url}{path}")
+        token = self.env.get("KPISTREAM_WEB_VIEWER_TOKEN") or self.env.get("KPISTREAM_WEB_ADMIN_TOKEN")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=timeout, context=self.tls_context()) as r:
             body: bytes = r.read()
             return body
 

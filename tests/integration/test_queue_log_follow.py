@@ -153,7 +153,7 @@ def lines_read(port: int) -> int:
 
 
 def wait_until(
-    cond: Callable[[], bool], what: str, procs: list[subprocess.Popen[bytes]], timeout: float = 40
+    cond: Callable[[], bool], what: str, procs: list[subprocess.Popen[bytes]], timeout: float = 120
 ) -> None:
     deadline = time.monotonic() + timeout
     while not cond():

@@ -21,11 +21,14 @@ import redis
 from tests_support import send_events
 
 from agents.openapi import openapi_document, response_schema
+from agents.web_auth import token_digest
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 T0 = 1_768_467_600  # 2026-01-15T09:00:00Z, seconds
 CHROMEDRIVER = "/usr/bin/chromedriver"
+TV_TOKEN = "wallboard-tv-token"  # in the users file, as its sha256
+API_TOKEN = "api-viewer-token"  # KPISTREAM_WEB_VIEWER_TOKEN
 CHROME_OPTIONS = (
     "--headless=new",
     "--no-sandbox",
@@ -136,12 +139,25 @@ def text_of(driver: Any, css: str) -> str:
 
 
 def test_wallboard_shows_redis_and_updates_live(
-    browser: Any, kafka_broker: Any, redis_server: Any, worker_env: Any, start_worker: Any
+    browser: Any, kafka_broker: Any, redis_server: Any, worker_env: Any, start_worker: Any, tmp_path: Path
 ) -> None:
     redis_url = f"redis://127.0.0.1:{redis_server.port}/9"
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     r.flushdb()
-    env = worker_env(kafka_broker.url, redis_url, KPISTREAM_FLUSH_INTERVAL_S="0.5")
+    # Web auth on: the TV is a viewer of the users file, logged in by its URL (docs/security.md);
+    # the test's own API calls use a viewer token from the settings (worker.get_json sends it).
+    users = tmp_path / "web-users.toml"
+    users.write_text(
+        f'[[users]]\nname = "floor-tv"\nrole = "viewer"\ntoken_sha256 = "{token_digest(TV_TOKEN)}"\n',
+        encoding="utf-8",
+    )
+    env = worker_env(
+        kafka_broker.url,
+        redis_url,
+        KPISTREAM_FLUSH_INTERVAL_S="0.5",
+        KPISTREAM_WEB_AUTH_FILE=str(users),
+        KPISTREAM_WEB_VIEWER_TOKEN=API_TOKEN,
+    )
     worker = start_worker(env)
 
     # Phase 1: "sales" answers 8 of 8 within 3 s (op-1 five, op-2 three); 2 more calls still wait.
@@ -155,7 +171,10 @@ def test_wallboard_shows_redis_and_updates_live(
     sl = float(r.hget("kpi:queue:sales:rolling", "sl") or "nan")
     assert sl == 1.0
 
-    browser.get(f"{worker.base_url}/wallboard")
+    browser.get(f"{worker.base_url}/wallboard")  # not logged in: refused
+    assert '"unauthorized"' in browser.page_source
+    browser.get(f"{worker.base_url}/wallboard?token={TV_TOKEN}")
+    assert browser.current_url == f"{worker.base_url}/wallboard"  # the token left the address bar
     assert browser.execute_script("return window.__loaded") == 1
     browser.execute_script("window.__marker = 'same-page';")  # a reload would wipe it
     sales = '[data-queue="sales"]'
@@ -236,7 +255,13 @@ def test_wallboard_shows_redis_and_updates_live(
     assert bad.value.code == 400
 
     # The event stream relays kpi:updates (publish one message by hand and read it back).
-    with urllib.request.urlopen(f"{worker.base_url}/api/v1/events", timeout=10) as stream:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{worker.base_url}/api/v1/events", timeout=10)
+    assert refused.value.code == 401
+    events = urllib.request.Request(
+        f"{worker.base_url}/api/v1/events", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
+    with urllib.request.urlopen(events, timeout=10) as stream:
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         lines = [stream.readline().decode() for _ in range(5)]
         assert "event: fresh\n" in lines

@@ -130,7 +130,7 @@ def test_acls_of_a_worker_in_check_mode() -> None:
     rw = {"DESCRIBE", "DESCRIBE_CONFIGS", "READ", "WRITE"}
     expected = {
         **{
-            f"TOPIC:p.events.{s}": read
+            f"TOPIC:p.events.{s}": rw  # written too: HTTP ingest (POST /api/v1/events)
             for s in ("telephony", "chat", "email", "agent", "contact", "business")
         },
         "TOPIC:p.kpi.deltas": rw,
@@ -150,7 +150,7 @@ def test_acls_of_a_worker_in_check_mode() -> None:
 
 def test_acls_of_a_worker_that_creates_its_topics() -> None:
     acls = _acls(settings(topics_mode="create"))
-    assert acls["TOPIC:p.events.telephony"] == {"DESCRIBE", "READ", "CREATE"}
+    assert acls["TOPIC:p.events.telephony"] == {"DESCRIBE", "READ", "WRITE", "CREATE"}
     assert acls["TOPIC:app-seen-ids-changelog"] == {"DESCRIBE", "READ", "WRITE", "CREATE"}
     assert acls["GROUP:app"] == {"READ"}
     ops = {acl.operation for acl in worker_acls(settings())}

@@ -9,7 +9,8 @@ from stream.cli import main
 COMMANDS = [
     "worker", "report", "produce", "validate", "dev", "dev up", "dev down", "dev status", "demo", "score",
     "strategy", "strategy list", "strategy show", "strategy set", "import", "import queue-log",
-    "import calls-csv", "bench", "simulate", "topics", "topics plan", "topics create", "topics check",
+    "import calls-csv", "bench", "simulate", "web-user",
+    "topics", "topics plan", "topics create", "topics check",
 ]  # fmt: skip
 
 
