@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kpistream-setup
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 # Debian package -> the command that shows it is installed.
-SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool chromium:chromium chromium-driver:chromedriver prometheus-alertmanager:amtool
+SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool chromium:chromium chromium-driver:chromedriver prometheus-alertmanager:amtool openssl:openssl
 
 .PHONY: help setup system-packages demo test lint format bench clean
 
