@@ -6,6 +6,9 @@ to line), send them as `kpistream produce` does, wait until Kafka acknowledged e
 and only then store the position with the reader's state (stream/importers/follow_state.py). A
 stop at any point, SIGKILL included, loses no line and repeats at most the lines since the last
 save, with the same event ids. SIGTERM or Ctrl-C: the current batch is finished and saved first.
+The position is also stored, at once, whenever the follower starts a file (at start-up, after a
+rotation or a truncation) and before any of its lines is read: the lines read since the last
+save are then always those of the stored file, which a restart finds again (docs/importers.md).
 
 Metrics for Prometheus on ``--metrics-port`` (docs/importers.md): lines read, bad lines by
 reason, events produced by type, bytes behind, the time of the last line read, rotations and
@@ -128,14 +131,21 @@ async def follow_and_produce(
         follower = Follower(opts.log_path, state.position)
         log.info("%s: resuming at line %d", opts.log_path, state.position.line_no)
     summary = FollowSummary()
-    saved = follower.position if state is not None else None
-    last_save = 0.0
+    saved = follower.position
+    if state is None or saved != state.position:
+        # The file this run starts in (or none yet), before any of its lines is used.
+        save_state(opts.state_path, FollowState(str(opts.log_path), saved, reader.state()))
+    last_save = time.monotonic()
     counted_rotations = counted_truncations = 0
     producer = open_producer(settings)
     await producer.start()
     try:
         while True:
+            generation = follower.generation
             lines = follower.read()
+            # The follower moved to another file (or started a truncated one over): its lines
+            # come with the next read, after the position naming it is stored below.
+            new_file = follower.generation != generation
             reader.clock_limit_ms = int(time.time() * 1000) + settings.kpi.max_clock_skew_ms
             deliveries: list[asyncio.Future[Any]] = []
             types: Counter[str] = Counter()
@@ -166,12 +176,12 @@ async def follow_and_produce(
             )
             now = time.monotonic()
             position = follower.position
-            if position != saved and (now - last_save >= opts.save_every_s or stop.is_set()):
+            if position != saved and (new_file or now - last_save >= opts.save_every_s or stop.is_set()):
                 save_state(opts.state_path, FollowState(str(opts.log_path), position, reader.state()))
                 saved, last_save = position, now
             if stop.is_set():
                 break
-            if not lines:
+            if not lines and not new_file:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), opts.poll_s)
     finally:

@@ -19,6 +19,14 @@ the path names over time:
 Only complete lines are consumed: a line still being written is read again, whole, next time.
 Lines are numbered over the whole log (across rotations), so a line read again after a restart
 keeps its number. Reading never blocks: `read` returns what is there now.
+
+A `read` returns the lines of one file at most: the one that opens a file (the first one, the
+next one after a rotation) or starts a truncated file over returns none of its lines, and moves
+`generation` on. The caller stores the position, which then names that file at its start, before
+it uses any of its lines: a restart finds the file by its inode, among the rotated copies if it
+was rotated meanwhile, and reads it again with the same line numbers. (Storing only a position
+in the previous file, or one with no file, would make a restart read whatever the path names by
+then, numbering its lines as if the unsaved file had never been read.)
 """
 
 from __future__ import annotations
@@ -91,6 +99,7 @@ class Follower:
         self.path = path
         self.rotations = 0  # files left for the next one
         self.truncations = 0  # times the file was found shorter or rewritten
+        self.generation = 0  # times reading started over in a file: opened, or found truncated
         self._f: BinaryIO | None = None
         self._ident = (0, 0)
         self._offset = 0  # bytes consumed (complete lines) in the open file
@@ -100,8 +109,8 @@ class Follower:
         self._head_len = 0
         if position is not None:
             self._resume(position)
-        elif start_at_end:
-            self._open_path(at_end=True)
+        else:
+            self._open_path(at_end=start_at_end)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -113,11 +122,14 @@ class Follower:
 
     def read(self) -> list[tuple[int, str]]:
         """The complete lines available now, as (line number in the whole log, text without its
-        newline)."""
+        newline), of one file at most: none of a file this call opens or finds truncated (its
+        lines come with the next call, once the caller stored the position naming it)."""
         out: list[tuple[int, str]] = []
-        if self._f is None and not self._open_path():
+        if self._f is None:
+            self._open_path()
             return out
-        self._check_truncated()
+        if self._check_truncated():
+            return out
         out += self._read_available()
         current = self._stat_path()
         if current is not None and current != self._ident:
@@ -126,8 +138,7 @@ class Follower:
             log.info("%s: rotated (a new file at the path); reading it from its start", self.path)
             self.rotations += 1
             self._close()
-            if self._open_path():
-                out += self._read_available()
+            self._open_path()
         return out
 
     def lag_bytes(self) -> int:
@@ -168,6 +179,7 @@ class Follower:
     def _open_path(self, *, at_end: bool = False) -> bool:
         if not self._open(self.path):
             return False
+        self.generation += 1
         if at_end:
             # Start after the last complete line, numbering lines as a read from the start would.
             assert self._f is not None
@@ -235,17 +247,20 @@ class Follower:
             pass
         return out
 
-    def _check_truncated(self) -> None:
+    def _check_truncated(self) -> bool:
+        """True if the open file was truncated or rewritten: reading starts over at its start."""
         assert self._f is not None
         size = os.fstat(self._f.fileno()).st_size
         if size >= self._offset + len(self._partial) and self._head_matches(
             self._f, self._head, self._head_len
         ):
-            return
+            return False
         log.warning("%s: truncated or rewritten; reading it again from its start", self.path)
         self.truncations += 1
+        self.generation += 1
         self._offset, self._partial, self._head, self._head_len = 0, b"", "", 0
         self._f.seek(0)
+        return True
 
     def _read_available(self, *, final: bool = False) -> list[tuple[int, str]]:
         """Complete lines from the open file's read point to its end; with `final`, a last line

@@ -5,6 +5,7 @@ two lines (stream/importers/queue_log.py `LineReader`)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,8 @@ def test_a_file_that_does_not_exist_yet(tmp_path: Path) -> None:
     f = Follower(log)
     assert f.read() == [] and f.position == Position()
     append(log, "a\n")
+    assert f.read() == []  # opened: its lines come once the caller stored the position naming it
+    assert f.generation == 1 and f.position.ino == os.stat(log).st_ino
     assert f.read() == [(1, "a")]
 
 
@@ -56,7 +59,9 @@ def test_rotation_by_rename_reads_the_old_file_to_its_end_first(tmp_path: Path) 
     assert texts(f.read()) == ["c"]  # the path is gone: the old file may still grow
     append(tmp_path / "queue_log.1", "\nd\n")
     append(log, "e\n")
-    assert f.read() == [(4, "last without newline"), (5, "d"), (6, "e")]
+    assert f.read() == [(4, "last without newline"), (5, "d")]  # one file per read
+    assert f.position.ino == os.stat(log).st_ino and f.position.offset == 0
+    assert f.read() == [(6, "e")]
     assert f.rotations == 1 and f.position.offset == 2
 
 
@@ -67,7 +72,8 @@ def test_a_last_line_without_newline_is_read_when_the_file_is_rotated(tmp_path: 
     assert texts(f.read()) == ["a"]
     log.rename(tmp_path / "queue_log.1")
     append(log, "c\n")
-    assert f.read() == [(2, "b"), (3, "c")]
+    assert f.read() == [(2, "b")]
+    assert f.read() == [(3, "c")]
 
 
 def test_truncation_reads_again_from_the_start(tmp_path: Path) -> None:
@@ -76,10 +82,12 @@ def test_truncation_reads_again_from_the_start(tmp_path: Path) -> None:
     f = Follower(log)
     assert texts(f.read()) == ["a", "b"]
     log.write_text("c\n")  # truncated, shorter
+    assert f.read() == []  # started over: the caller stores the position at the start first
+    assert f.truncations == 1 and f.position.offset == 0 and f.position.line_no == 2
     assert f.read() == [(3, "c")]
-    assert f.truncations == 1
     # Truncated and written past the old size between two reads: the first bytes tell.
     log.write_text("x" * 10 + "\n" + "y\n")
+    assert f.read() == []
     assert f.read() == [(4, "x" * 10), (5, "y")]
     assert f.truncations == 2
 
@@ -107,8 +115,55 @@ def test_resume_after_a_rotation_while_stopped(tmp_path: Path) -> None:
     log.rename(tmp_path / "queue_log.1")
     append(log, "d\n")
     g = Follower(log, pos)
-    assert g.read() == [(3, "c"), (4, "d")]
+    assert g.read() == [(3, "c")]
+    assert g.read() == [(4, "d")]
     assert g.rotations == 1
+
+
+def test_restart_after_a_rotation_before_the_first_save_after_acks(tmp_path: Path) -> None:
+    """The flake of the follow test: started before the log existed (position with no file
+    stored), the follower read and produced the first file, was killed before its next save, and
+    the file was rotated meanwhile. The restart must read the rotated file's unread lines with
+    their own numbers, then the new file; it used to read the new file as lines 1, 2...
+    (other event ids: counted twice), never recording the first file as read."""
+    log, state_path = tmp_path / "queue_log", tmp_path / "follow.state"
+
+    def store(f: Follower) -> None:  # what follow_and_produce does once Kafka acknowledged
+        save_state(state_path, FollowState(str(log), f.position, {}))
+
+    first = Follower(log)  # no log yet
+    store(first)
+    assert load_state(state_path) == FollowState(str(log), Position(), {})
+    append(log, "a\nb\n")
+    generation = first.generation
+    assert first.read() == []  # the file is opened, none of its lines used yet...
+    assert first.generation == generation + 1
+    store(first)  # ...until the position naming it is stored
+    stored = load_state(state_path)
+    assert stored is not None
+    assert (stored.position.ino, stored.position.offset, stored.position.line_no) == (
+        os.stat(log).st_ino,
+        0,
+        0,
+    )
+    append(log, "c\n")
+    assert first.read() == [(1, "a"), (2, "b"), (3, "c")]  # produced; SIGKILL before the next save
+    first.close()
+    append(log, "d\n")  # the writer goes on, rotates (a last line still to the old file), goes on
+    log.rename(tmp_path / "queue_log.1")
+    append(tmp_path / "queue_log.1", "e\n")
+    append(log, "f\ng\n")
+
+    restart = Follower(log, stored.position)
+    assert restart.read() == [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")]  # same ids again
+    # The new file is open, none of its lines used: the caller stores this position first.
+    assert (restart.position.ino, restart.position.offset, restart.position.line_no) == (
+        os.stat(log).st_ino,
+        0,
+        5,
+    )
+    assert restart.read() == [(6, "f"), (7, "g")]
+    assert restart.rotations == 1 and restart.truncations == 0
 
 
 def test_resume_after_a_truncation_and_rewrite_while_stopped(tmp_path: Path) -> None:
