@@ -223,7 +223,18 @@ def test_auth_and_http_ingest_equal_report(
     expected = dict(json.loads(r.stdout)["periods"])
     assert set(expected) == {"day:2026-01-31", "day:2026-02-01", "month:2026-01", "month:2026-02"}
     for worker in (w1, w2):
-        assert periods_when_equal(worker, expected) == expected, worker.log_tail()
+        got = periods_when_equal(worker, expected)
+        assert got == expected, "\n".join(differences(expected, got)[:20]) + "\n" + worker.log_tail()
+
+
+def differences(want: Any, got: Any, path: str = "") -> list[str]:
+    """Every leaf where `got` differs from `want`, one line each (a failure a reader can act on)."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        out: list[str] = []
+        for k in sorted(set(want) | set(got), key=str):
+            out += differences(want.get(k, "<missing>"), got.get(k, "<missing>"), f"{path}.{k}")
+        return out
+    return [] if want == got else [f"{path}: report {want!r}, worker {got!r}"]
 
 
 def periods_when_equal(worker: Any, expected: dict[str, Any], timeout: float = 180) -> Any:
@@ -281,4 +292,5 @@ def test_tls_web_port_with_peers(
     assert r.returncode == 0, r.stderr
     expected = dict(json.loads(r.stdout)["periods"])
     for worker in (w1, w2):
-        assert periods_when_equal(worker, expected) == expected, worker.log_tail()
+        got = periods_when_equal(worker, expected)
+        assert got == expected, "\n".join(differences(expected, got)[:20]) + "\n" + worker.log_tail()
