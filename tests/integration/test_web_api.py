@@ -224,7 +224,24 @@ def test_auth_and_http_ingest_equal_report(
     assert set(expected) == {"day:2026-01-31", "day:2026-02-01", "month:2026-01", "month:2026-02"}
     for worker in (w1, w2):
         got = periods_when_equal(worker, expected)
-        assert got == expected, "\n".join(differences(expected, got)[:20]) + "\n" + worker.log_tail()
+        assert got == expected, (
+            "\n".join(differences(expected, got)[:20]) + "\n" + lag_lines(w1, w2) + "\n" + worker.log_tail()
+        )
+
+
+def lag_lines(*workers: Any) -> str:
+    """Each worker's non-zero consumer lag (unread input, per partition): where the counts stopped."""
+    out = []
+    for w in workers:
+        status, body = call(w, "/metrics", token=VIEWER)
+        text = body if isinstance(body, str) else json.dumps(body)
+        lags = [
+            ln
+            for ln in text.splitlines()
+            if ln.startswith("kpistream_consumer_lag{") and not ln.endswith(" 0.0")
+        ]
+        out.append(f"{w.base_url} lag: {lags or 'none'}")
+    return "\n".join(out)
 
 
 def differences(want: Any, got: Any, path: str = "") -> list[str]:
