@@ -233,7 +233,7 @@ def lag_lines(*workers: Any) -> str:
     """Each worker's non-zero consumer lag (unread input, per partition): where the counts stopped."""
     out = []
     for w in workers:
-        status, body = call(w, "/metrics", token=VIEWER)
+        _, body = call(w, "/metrics", token=VIEWER)
         text = body if isinstance(body, str) else json.dumps(body)
         lags = [
             ln
