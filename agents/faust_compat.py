@@ -40,6 +40,18 @@ WATCHED: dict[str, str] = {
     "faust.transport.consumer:Consumer.perform_seek": (
         "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
     ),
+    # `ShortPollConsumerThread` builds Faust's consumer and changes one argument of it, the one
+    # aiokafka's `start` hands to its fetcher; `InlineDeliveryConsumer` builds that thread as this
+    # function builds Faust's
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7"
+    ),
+    "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": (
+        "0870ec53dea75083995e3565c0f0a25a1c63ecceaeb238e92e2585e3623af5a9"
+    ),
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.start": (
+        "2f1ba70443327538800d348e61042cdedd5a5e6306f40ebe1a06dddba7494c45"
+    ),
     "faust.transport.consumer:Consumer.getmany": (
         "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
     ),
@@ -301,14 +313,35 @@ async def drain_messages(  # pragma: no cover - exercised end to end
         unset_flag(CONSUMER_FETCHING)
 
 
+# How long a fetch waits on the broker for data when there is none (Faust: 1.5 s; aiokafka's and
+# Kafka's own default: 0.5 s). The broker answers one request of a connection at a time, and the
+# offset look-ups of a rebalance (the changelogs' high-water marks, the positions to read from)
+# share the fetches' connection: each waited behind an empty fetch, up to 1.5 s, before recovery
+# could start (docs/benchmarks.md, "Failover"). An idle worker sends a few more empty fetches.
+FETCH_MAX_WAIT_MS = 100
+
+
+class ShortPollConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread whose Kafka consumer waits at most `FETCH_MAX_WAIT_MS` for data."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its `start`, which builds the fetcher
+        return consumer
+
+
 class InlineDeliveryConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer draining with `drain_messages` and `can_deliver_inline`."""
+    """Faust's aiokafka consumer draining with `drain_messages` and `can_deliver_inline`, its Kafka
+    consumer in a `ShortPollConsumerThread`."""
 
     seek_mark: SeekMark
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.seek_mark = SeekMark()
         super().__init__(*args, **kwargs)
+
+    def _new_consumer_thread(self) -> Any:
+        return ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _can_deliver_inline(self, tp: Any) -> bool:
         return can_deliver_inline(self, tp)

@@ -62,6 +62,7 @@ def create_all_topics(settings: Settings) -> None:
 
 
 def build_worker_app(settings: Settings) -> Any:
+    from agents.loop_stall import install_loop_stall
     from agents.pipeline import Pipeline
     from agents.publishing import install_publisher
     from agents.web import install_pages
@@ -71,6 +72,7 @@ def build_worker_app(settings: Settings) -> Any:
     pipeline = Pipeline(settings)
     install_pages(pipeline, book)
     install_publisher(pipeline, book)
+    install_loop_stall(pipeline.app, pipeline.metrics.registry, settings.session_timeout_s)
     return pipeline
 
 
