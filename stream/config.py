@@ -58,10 +58,13 @@ class Settings:
     batch_linger_s: float = 0.1  # a batch not yet full waits this long for more (see agents/batching.py)
     rebalance_timeout_s: float = 3.0
     # How long the group waits for a silent (crashed) worker before moving its partitions: most of
-    # the failover time (docs/benchmarks.md, "Failover": 30 s gave ~34 s, 10 s gives ~14 s). Shorter
-    # risks moving the partitions of a worker whose event loop stalls that long (heartbeats share
-    # it); 6 s is the broker's usual minimum (group.min.session.timeout.ms). Tests use 6 s.
-    session_timeout_s: float = 10.0
+    # the failover time (docs/benchmarks.md, "Failover": 30 s gave ~34 s, 10 s ~14 s, 6 s ~9-10 s
+    # idle). 6 s is the broker's usual minimum (group.min.session.timeout.ms) and what every test
+    # runs with. The heartbeats go from Faust's consumer thread, not the worker's event loop, so a
+    # stall of the loop does not expire the session (kpistream_event_loop_stall_max_seconds: the
+    # longest measured, far below 6 s); a process paused or starved for 6 s does. Raise it on
+    # networks or hosts that pause longer (Kafka's Java client defaults to 45 s).
+    session_timeout_s: float = 6.0
     topic_prefix: str = ""
     # Copies of every topic and table changelog kpistream creates (1 fits the one-broker dev setup;
     # 3 on a production cluster). Existing topics are never altered.
