@@ -35,8 +35,8 @@ WATCHED: dict[str, str] = {
         "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
     ),
     # `drain_messages` delivers only after this generation's seek (wrapped by `seek_marked`), takes
-    # a fetch as taken at getmany's first yield, and relies on recovery resuming the stream
-    # partitions before it seeks them
+    # a fetch as taken any time between the getmany call and its first yield, and relies on
+    # recovery resuming the stream partitions before it seeks them
     "faust.transport.consumer:Consumer.perform_seek": (
         "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
     ),
@@ -233,6 +233,9 @@ async def drain_messages(  # pragma: no cover - exercised end to end
     flow during table recovery (for the changelogs) and resumes the stream partitions before it
     seeks them; in between, a fetch continues from where the previous generation stopped reading,
     which can be past messages never processed (the rest of a fetch dropped at the rebalance).
+    Faust reads a fetch on its consumer thread while this loop runs on: a seek that starts or ends
+    during a getmany makes its messages unsought (read from before the seek or from after it,
+    which is unknown), so they are dropped and the partitions sought again.
     Delivered, such a message is processed before the ones below it: stage 2's per-source
     high-water mark then drops their deltas when they come, and a commit taken before the seek
     (the committed offset is unknown then, Faust checks nothing) passes them for good.
@@ -255,14 +258,17 @@ async def drain_messages(  # pragma: no cover - exercised end to end
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             set_flag(CONSUMER_FETCHING)
+            # The mark before the fetch: Faust's getmany reads on the consumer thread while this
+            # loop runs on, so a seek can start and end between that read and the first message.
+            before, seeking = mark.count, mark.running > 0
             ait = getmany(timeout=1.0)
             await self.sleep(0)
             if not self.should_stop:
                 fetched_at = -1
                 during_seek = False
                 async for tp, message in ait:
-                    if fetched_at < 0:  # Faust's getmany takes the fetch just before its first yield
-                        fetched_at, during_seek = mark.count, mark.running > 0
+                    if fetched_at < 0:  # a seek during the fetch: its positions are unknown
+                        fetched_at, during_seek = before, seeking or mark.count != before
                     num_since_yield += 1
                     if num_since_yield > yield_every:
                         await sleep(0)
