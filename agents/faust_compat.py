@@ -49,6 +49,10 @@ WATCHED: dict[str, str] = {
     "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": (
         "0870ec53dea75083995e3565c0f0a25a1c63ecceaeb238e92e2585e3623af5a9"
     ),
+    # `_drop_unsought` seeks a partition never committed itself: this one leaves it alone
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.seek_to_committed": (
+        "f6cd85c8b70a4ccf7e862de24f6c5d985038eed3e140990f000aa4b52eda8d72"
+    ),
     "aiokafka.consumer.consumer:AIOKafkaConsumer.start": (
         "2f1ba70443327538800d348e61042cdedd5a5e6306f40ebe1a06dddba7494c45"
     ),
@@ -371,6 +375,9 @@ async def _drop_unsought(consumer: Any, tp: Any, message: Any, during_seek: bool
     A fetch taken before a seek read from positions the seek then reset: dropping it loses
     nothing. One taken while a seek was under way (`fetched_at` odd) may have read from the
     sought positions already (`during_seek`), and dropping it would skip those: seek again.
+    Rule: aiokafka's seek to the committed offsets leaves a partition with no committed offset
+    (or 0) where the fetch left it, past the dropped messages, so such a partition is sought to
+    its beginning (a fresh group's `earliest`; a repeat changes nothing, stage 2 deduplicates).
     """
     consumer.log.info(
         "Not delivering %s[%s]@%s: fetched before this generation's seek to the committed "
@@ -381,6 +388,8 @@ async def _drop_unsought(consumer: Any, tp: Any, message: Any, during_seek: bool
     )
     if during_seek:
         await consumer.perform_seek()
+    if consumer._read_offset.get(tp) is None and tp in consumer.assignment():
+        await consumer.seek(tp, 0)
 
 
 def _log_stale(consumer: Any, app: Any, tp: Any, message: Any) -> None:

@@ -109,6 +109,13 @@ class Reassigned:
     async def commit(self) -> bool:
         return True
 
+    def assignment(self) -> set[Any]:
+        return {TP}
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.position = offset
+        self._read_offset[tp] = offset or None
+
     async def _add_gap(self, tp: Any, start: int, end: int) -> None:
         self.gaps.append((start, end))
 
@@ -147,3 +154,19 @@ async def test_a_seek_between_the_threads_read_and_the_first_message_is_not_miss
     await faust_compat.drain_messages(c, c, lambda tp: True, c.mark)
     assert c.delivered[0] == COMMITTED and c.delivered == sorted(c.delivered)
     assert c.delivered == list(range(COMMITTED, 74))
+
+
+class NeverCommitted(Reassigned):
+    """A partition with no committed offset: aiokafka's seek to the committed offsets leaves it
+    where the last fetch stopped."""
+
+    async def _seek(self) -> None:
+        self.seeks += 1
+
+
+async def test_a_dropped_fetch_of_a_partition_never_committed_is_read_again_from_its_start() -> None:
+    c = NeverCommitted(seek_after_read=True)
+    c.mark.generation = 2
+    await faust_compat.drain_messages(c, c, lambda tp: True, c.mark)
+    # 69..71 dropped, then everything from the start, in order
+    assert c.delivered == list(range(len(c.delivered))) and len(c.delivered) >= 74
