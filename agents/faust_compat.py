@@ -376,8 +376,9 @@ async def _drop_unsought(consumer: Any, tp: Any, message: Any, during_seek: bool
     nothing. One taken while a seek was under way (`fetched_at` odd) may have read from the
     sought positions already (`during_seek`), and dropping it would skip those: seek again.
     Rule: aiokafka's seek to the committed offsets leaves a partition with no committed offset
-    (or 0) where the fetch left it, past the dropped messages, so such a partition is sought to
-    its beginning (a fresh group's `earliest`; a repeat changes nothing, stage 2 deduplicates).
+    (or 0) where the fetch left it, past the dropped messages (of any partition of the fetch), so
+    every such partition of an acked topic is sought to its beginning (a fresh group's `earliest`;
+    a repeat changes nothing, stage 1's event ids and stage 2's high-water marks deduplicate).
     """
     consumer.log.info(
         "Not delivering %s[%s]@%s: fetched before this generation's seek to the committed "
@@ -388,8 +389,11 @@ async def _drop_unsought(consumer: Any, tp: Any, message: Any, during_seek: bool
     )
     if during_seek:
         await consumer.perform_seek()
-    if consumer._read_offset.get(tp) is None and tp in consumer.assignment():
-        await consumer.seek(tp, 0)
+    acking = consumer.app.topics.acks_enabled_for
+    read_offset = consumer._read_offset
+    for part in sorted(consumer.assignment()):
+        if acking(part.topic) and not read_offset.get(part):
+            await consumer.seek(part, 0)
 
 
 def _log_stale(consumer: Any, app: Any, tp: Any, message: Any) -> None:
