@@ -34,7 +34,7 @@ from stream.core.aggregate import NOW, AggState
 from stream.core.config import KpiConfig
 from stream.core.contributions import CENTER, CHANNEL, OP, QUEUE
 from stream.core.counts import Counts
-from stream.core.keys import BUSINESS_KEY, AggKey, entity_agg, operator_route
+from stream.core.keys import BUSINESS_KEY, BUSINESS_ROUTE, AggKey, entity_agg, operator_route
 from stream.core.periods import ROLLING, is_expired
 from stream.core.report import PeriodData, group_by_period, period_report
 from stream.core.scorecard import BusinessState
@@ -67,7 +67,7 @@ class ClusterUnavailable(Exception):
 def route_of(key: str) -> str:
     """The `kpi.deltas` route whose partition holds an aggregate key (stream/core/keys.py)."""
     if key == BUSINESS_KEY:
-        return BUSINESS_KEY
+        return BUSINESS_ROUTE
     scope, sid, period = AggKey.decode(key)
     return operator_route(period) if scope == OP else entity_agg(scope, sid)
 

@@ -35,10 +35,26 @@ WATCHED: dict[str, str] = {
         "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
     ),
     # `drain_messages` delivers only after this generation's seek (wrapped by `seek_marked`), takes
-    # a fetch as taken at getmany's first yield, and relies on recovery resuming the stream
-    # partitions before it seeks them
+    # a fetch as taken any time between the getmany call and its first yield, and relies on
+    # recovery resuming the stream partitions before it seeks them
     "faust.transport.consumer:Consumer.perform_seek": (
         "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"
+    ),
+    # `ShortPollConsumerThread` builds Faust's consumer and changes one argument of it, the one
+    # aiokafka's `start` hands to its fetcher; `InlineDeliveryConsumer` builds that thread as this
+    # function builds Faust's
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7"
+    ),
+    "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": (
+        "0870ec53dea75083995e3565c0f0a25a1c63ecceaeb238e92e2585e3623af5a9"
+    ),
+    # `_drop_unsought` seeks a partition never committed itself: this one leaves it alone
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.seek_to_committed": (
+        "f6cd85c8b70a4ccf7e862de24f6c5d985038eed3e140990f000aa4b52eda8d72"
+    ),
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.start": (
+        "2f1ba70443327538800d348e61042cdedd5a5e6306f40ebe1a06dddba7494c45"
     ),
     "faust.transport.consumer:Consumer.getmany": (
         "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
@@ -96,9 +112,6 @@ WATCHED: dict[str, str] = {
     # `aiokafka_auth_of` calls it (stream/kafka_clients.py builds the credentials)
     "faust.transport.drivers.aiokafka:credentials_to_aiokafka_auth": (
         "364c9c9c68523c509239799c4ece511022cc10e32c06e53a204716861c9553f7"
-    ),
-    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
-        "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7"
     ),
     "faust.transport.drivers.aiokafka:Producer._settings_auth": (
         "6d47a0b8599c573e073562210b7d02f93a0e02c4dae30cac0cc8ebbe39e01df5"
@@ -240,6 +253,9 @@ async def drain_messages(  # pragma: no cover - exercised end to end
     flow during table recovery (for the changelogs) and resumes the stream partitions before it
     seeks them; in between, a fetch continues from where the previous generation stopped reading,
     which can be past messages never processed (the rest of a fetch dropped at the rebalance).
+    Faust reads a fetch on its consumer thread while this loop runs on: a seek that starts or ends
+    during a getmany makes its messages unsought (read from before the seek or from after it,
+    which is unknown), so they are dropped and the partitions sought again.
     Delivered, such a message is processed before the ones below it: stage 2's per-source
     high-water mark then drops their deltas when they come, and a commit taken before the seek
     (the committed offset is unknown then, Faust checks nothing) passes them for good.
@@ -262,14 +278,17 @@ async def drain_messages(  # pragma: no cover - exercised end to end
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             set_flag(CONSUMER_FETCHING)
+            # The mark before the fetch: Faust's getmany reads on the consumer thread while this
+            # loop runs on, so a seek can start and end between that read and the first message.
+            before, seeking = mark.count, mark.running > 0
             ait = getmany(timeout=1.0)
             await self.sleep(0)
             if not self.should_stop:
                 fetched_at = -1
                 during_seek = False
                 async for tp, message in ait:
-                    if fetched_at < 0:  # Faust's getmany takes the fetch just before its first yield
-                        fetched_at, during_seek = mark.count, mark.running > 0
+                    if fetched_at < 0:  # a seek during the fetch: its positions are unknown
+                        fetched_at, during_seek = before, seeking or mark.count != before
                     num_since_yield += 1
                     if num_since_yield > yield_every:
                         await sleep(0)
@@ -320,14 +339,35 @@ async def drain_messages(  # pragma: no cover - exercised end to end
         unset_flag(CONSUMER_FETCHING)
 
 
+# How long a fetch waits on the broker for data when there is none (Faust: 1.5 s; aiokafka's and
+# Kafka's own default: 0.5 s). The broker answers one request of a connection at a time, and the
+# offset look-ups of a rebalance (the changelogs' high-water marks, the positions to read from)
+# share the fetches' connection: each waited behind an empty fetch, up to 1.5 s, before recovery
+# could start (docs/benchmarks.md, "Failover"). An idle worker sends a few more empty fetches.
+FETCH_MAX_WAIT_MS = 100
+
+
+class ShortPollConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread whose Kafka consumer waits at most `FETCH_MAX_WAIT_MS` for data."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its `start`, which builds the fetcher
+        return consumer
+
+
 class InlineDeliveryConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer draining with `drain_messages` and `can_deliver_inline`."""
+    """Faust's aiokafka consumer draining with `drain_messages` and `can_deliver_inline`, its Kafka
+    consumer in a `ShortPollConsumerThread`."""
 
     seek_mark: SeekMark
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.seek_mark = SeekMark()
         super().__init__(*args, **kwargs)
+
+    def _new_consumer_thread(self) -> Any:
+        return ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _can_deliver_inline(self, tp: Any) -> bool:
         return can_deliver_inline(self, tp)
@@ -351,6 +391,10 @@ async def _drop_unsought(consumer: Any, tp: Any, message: Any, during_seek: bool
     A fetch taken before a seek read from positions the seek then reset: dropping it loses
     nothing. One taken while a seek was under way (`fetched_at` odd) may have read from the
     sought positions already (`during_seek`), and dropping it would skip those: seek again.
+    Rule: aiokafka's seek to the committed offsets leaves a partition with no committed offset
+    (or 0) where the fetch left it, past the dropped messages (of any partition of the fetch), so
+    every such partition of an acked topic is sought to its beginning (a fresh group's `earliest`;
+    a repeat changes nothing, stage 1's event ids and stage 2's high-water marks deduplicate).
     """
     consumer.log.info(
         "Not delivering %s[%s]@%s: fetched before this generation's seek to the committed "
@@ -361,6 +405,11 @@ async def _drop_unsought(consumer: Any, tp: Any, message: Any, during_seek: bool
     )
     if during_seek:
         await consumer.perform_seek()
+    acking = consumer.app.topics.acks_enabled_for
+    read_offset = consumer._read_offset
+    for part in sorted(consumer.assignment()):
+        if acking(part.topic) and not read_offset.get(part):
+            await consumer.seek(part, 0)
 
 
 def _log_stale(consumer: Any, app: Any, tp: Any, message: Any) -> None:

@@ -133,8 +133,10 @@ def bench_latency(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -
         with gc_paused():
             lats, sent = asyncio.run(_latency_load(cfg, svc, prefix, load))
         rss = w.rss_mb()
+        stall = w.loop_stall_max_s()
     out = stats.latency_summary(lats, sent)
     out.update(
+        worker_loop_stall_max_s=None if stall is None else round(stall, 3),
         rate_per_s=cfg.latency_rate,
         duration_s=cfg.latency_s,
         worker_rss_mb_after=round(rss, 1),

@@ -113,6 +113,8 @@ def measure_worker(
                 raise BenchError(f"worker did not complete in {timeout:.0f}s; Redis lacks:\n{missing}")
             time.sleep(0.05)
         timing.extra["worker_rss_mb_after"] = round(w.rss_mb(), 1)
+        stall = w.loop_stall_max_s()
+        timing.extra["worker_loop_stall_max_s"] = None if stall is None else round(stall, 3)
         if hook is not None:
             timing.extra["profile"] = hook()
     rc.close()

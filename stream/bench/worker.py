@@ -46,6 +46,14 @@ class BenchWorker(WorkerProcess):
             return None
         return sum_metric(text, "callcenter_events_total")
 
+    def loop_stall_max_s(self) -> float | None:
+        """The worker's longest event-loop stall so far (agents/loop_stall.py); None if unreachable."""
+        try:
+            text = self.get("/metrics", 2.0).decode()
+        except (OSError, urllib.error.URLError):
+            return None
+        return sum_metric(text, "kpistream_event_loop_stall_max_seconds")
+
     def rss_mb(self) -> float:
         import psutil
 

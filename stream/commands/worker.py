@@ -81,6 +81,7 @@ def prepare_topics(settings: Settings) -> None:
 
 def build_worker_app(settings: Settings) -> Any:
     from agents.consumer_lag import install_consumer_lag
+    from agents.loop_stall import install_loop_stall
     from agents.pipeline import Pipeline
     from agents.publishing import install_publisher
     from agents.web import install_pages
@@ -91,6 +92,7 @@ def build_worker_app(settings: Settings) -> Any:
     publisher = install_publisher(pipeline, book)
     install_pages(pipeline, book, publisher)
     install_consumer_lag(pipeline)
+    install_loop_stall(pipeline.app, pipeline.metrics.registry, settings.session_timeout_s)
     return pipeline
 
 

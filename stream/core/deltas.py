@@ -24,7 +24,7 @@ from typing import Any
 from stream.core import jsonbytes
 from stream.core.contributions import OP
 from stream.core.entity import Delta
-from stream.core.keys import BUSINESS_KEY, entity_agg, operator_route, route_period, split_entity_agg
+from stream.core.keys import BUSINESS_ROUTE, entity_agg, operator_route, route_period, split_entity_agg
 from stream.core.periods import ROLLING, period_keys
 
 Item = list[Any]  # [offset, index, ts, counts] or [offset, index, ts, counts, operator]
@@ -61,9 +61,9 @@ class DeltaBatch:
 def encode_business(
     source: str, offset: int, watermark: int, newest: int, event: dict[str, Any]
 ) -> tuple[bytes, bytes]:
-    """(key, value) of a business fact: all of them go to one key (the facts are one global value)."""
+    """(key, value) of a business fact: all of them take the centre's route (keys.BUSINESS_ROUTE)."""
     value = {"s": source, "o": offset, "wm": watermark, "nw": newest, "b": event}
-    return BUSINESS_KEY.encode(), jsonbytes.dumps(value)
+    return BUSINESS_ROUTE.encode(), jsonbytes.dumps(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ Aggregates live under `scope|id|period_key` (the id may itself contain '|'; the 
 key never do). `kpi.deltas` messages are keyed by their *route*: the aggregate they change
 (`scope|id`), or, for operators, the period (`op@period_key`), so that every operator of a period is
 aggregated by one partition and fund shares are taken over all of them (CONTRACT.md section 3).
+Business facts take the centre's route: a scorecard needs both, so one worker holds both.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import NamedTuple
 CENTER_ID = "_center"  # how the centre appears where a queue name is expected (Kafka key, labels)
 BUSINESS_KEY = "business"  # the one key of the business facts (CONTRACT.md section 6)
 OPERATOR_ROUTE_PREFIX = "op@"
+# The route of the business facts: the centre aggregates' (scope `center`, id ""), so the
+# worker that holds the centre's counts holds the business facts too and one worker builds each
+# scorecard from both.
+BUSINESS_ROUTE = "center|"
 
 
 class AggKey(NamedTuple):

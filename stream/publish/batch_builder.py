@@ -14,6 +14,7 @@ from stream.core.keys import BUSINESS_KEY, AggKey
 from stream.core.live import live_state
 from stream.core.outputs import operator_records, queue_record, scorecard_record
 from stream.core.periods import ROLLING, is_expired, period_keys
+from stream.core.scorecard import BusinessState
 from stream.core.scoring import Fund, Strategy
 from stream.publish.change_filter import ChangeFilter
 from stream.publish.key_index import KeyIndex
@@ -168,9 +169,14 @@ class BatchBuilder:
         if not card_periods:
             return
         biz = self.reader.business()
+        no_facts = biz == BusinessState()
         for pk in sorted(card_periods):
             self.index.built_scorecard(pk)
             st = self.reader.read(f"{CENTER}||{pk}")
+            # Rule: a scorecard is built by the worker holding the centre's partition (its counts
+            # and the business facts, keys.BUSINESS_ROUTE); any other would write one of zeros.
+            if st is None and no_facts:
+                continue
             rec = scorecard_record(pk, st.counts if st else {}, biz, self.cfg, scope.now_ms)
             self._emit(batch.scorecards, f"scorecard|{pk}", rec, scope.full)
 

@@ -113,6 +113,7 @@ class Publisher:
             for s in sinks
         ]
         self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()  # set when the next flush should not wait out the interval
 
     @property
     def fund(self) -> Fraction | None:
@@ -168,6 +169,7 @@ class Publisher:
         self._everything = True
         self._resync = True
         self._rebalancing = False
+        self._wake.set()  # the resync is due now: after a failover every record waits for it
         log.info("assignment recovered: the next flush writes everything this worker holds")
 
     def on_rebalance(self) -> None:
@@ -275,13 +277,27 @@ class Publisher:
         self.start()
         try:
             while True:
-                await self.sleep(self.interval_s)
+                await self._pause()
                 try:
                     self.flush()
                 except Exception:  # a bug in one flush must not stop publishing for good
                     log.exception("publisher flush failed")
         finally:
             await self.stop()
+
+    async def _pause(self) -> None:
+        """Wait one interval, or less when `_wake` is set (the resync after a rebalance)."""
+        if not self._wake.is_set():
+            nap = asyncio.ensure_future(self.sleep(self.interval_s))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in (nap, woken):
+                    t.cancel()
+            if nap.done() and not nap.cancelled():
+                nap.result()  # an error of the sleep (a test's clock) is the loop's
+        self._wake.clear()
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -122,7 +122,8 @@ def test_a_key_goes_to_the_partition_its_deltas_are_sent_to() -> None:
         ("queue|sales|rolling", "queue|sales"),
         ("center|_center|day:2026-01-15", "center|_center"),
         ("channel|chat|month:2026-01", "channel|chat"),
-        (BUSINESS_KEY, BUSINESS_KEY),
+        ("center||day:2026-01-15", "center|"),
+        (BUSINESS_KEY, "center|"),  # with the centre: one worker builds each scorecard
     ]:
         assert route_of(key) == route
         assert partition_of(key) == (murmur2(route.encode()) & 0x7FFFFFFF) % PARTITIONS

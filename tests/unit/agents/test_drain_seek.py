@@ -30,7 +30,7 @@ class Reassigned:
     """Generation 2 is current and the flow is on; the first fetch reads on from a stale position
     (69..71), and the seek to the committed offset (64) happens during the second getmany."""
 
-    def __init__(self, seek_during_fetch: bool = False) -> None:
+    def __init__(self, seek_during_fetch: bool = False, seek_after_read: bool = False) -> None:
         self.app = NS(
             consumer_generation_id=2,
             topics=NS(acks_enabled_for=lambda topic: True),
@@ -54,6 +54,7 @@ class Reassigned:
         self.mark.count, self.mark.generation = 2, 1  # generation 1 was sought, 2 not yet
         self.position = 69  # where the previous generation stopped reading
         self.seek_during_fetch = seek_during_fetch
+        self.seek_after_read = seek_after_read
         self.fetches = 0
         self.seeks = 0
         self.recovery_seek: asyncio.Future[None] | None = None
@@ -79,6 +80,14 @@ class Reassigned:
         if self.fetches > 20 or 73 in self.delivered:
             self._stopped.set()
             return
+        if self.fetches == 1 and self.seek_after_read:
+            # the consumer thread has read 69..71; the recovery's whole seek runs before the
+            # first message reaches the drain loop
+            start, self.position = self.position, 72
+            await self.perform_seek()
+            for offset in range(start, 72):
+                yield TP, NS(offset=offset, topic=TP.topic, generation_id=self.app.consumer_generation_id)
+            return
         if self.fetches == 2:
             if self.seek_during_fetch:  # the recovery's seek is under way; it has moved the position
                 self.recovery_seek = asyncio.ensure_future(
@@ -99,6 +108,13 @@ class Reassigned:
 
     async def commit(self) -> bool:
         return True
+
+    def assignment(self) -> set[Any]:
+        return {TP}
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.position = offset
+        self._read_offset[tp] = offset or None
 
     async def _add_gap(self, tp: Any, start: int, end: int) -> None:
         self.gaps.append((start, end))
@@ -128,3 +144,29 @@ async def test_faust_processes_the_stale_messages_first() -> None:
     c = Reassigned()
     await FaustConsumer._drain_messages(c, c)  # type: ignore[arg-type]
     assert c.delivered[:3] == [69, 70, 71]  # before 64..68: their deltas fall under the high-water mark
+
+
+async def test_a_seek_between_the_threads_read_and_the_first_message_is_not_missed() -> None:
+    """Faust's getmany reads on the consumer thread: a seek can run whole before its first yield.
+    The messages it read (69..71, from before the seek) are dropped and read again in order."""
+    c = Reassigned(seek_after_read=True)
+    c.mark.generation = 2  # generation 2 was sought before: only the new seek can tell the fetch
+    await faust_compat.drain_messages(c, c, lambda tp: True, c.mark)
+    assert c.delivered[0] == COMMITTED and c.delivered == sorted(c.delivered)
+    assert c.delivered == list(range(COMMITTED, 74))
+
+
+class NeverCommitted(Reassigned):
+    """A partition with no committed offset: aiokafka's seek to the committed offsets leaves it
+    where the last fetch stopped."""
+
+    async def _seek(self) -> None:
+        self.seeks += 1
+
+
+async def test_a_dropped_fetch_of_a_partition_never_committed_is_read_again_from_its_start() -> None:
+    c = NeverCommitted(seek_after_read=True)
+    c.mark.generation = 2
+    await faust_compat.drain_messages(c, c, lambda tp: True, c.mark)
+    # 69..71 dropped, then everything from the start, in order
+    assert c.delivered == list(range(len(c.delivered))) and len(c.delivered) >= 74

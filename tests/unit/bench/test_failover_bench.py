@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,26 @@ class _Redis:
 
     def zrange(self, key: str, start: int, end: int, withscores: bool) -> list[tuple[str, float]]:
         return list(self.boards.get(key, {}).items())
+
+    def pipeline(self, transaction: bool) -> _Pipeline:
+        return _Pipeline(self)
+
+
+class _Pipeline:
+    """redis-py's pipeline as the comparison uses it: calls queued, answered together."""
+
+    def __init__(self, redis: _Redis) -> None:
+        self.redis = redis
+        self.calls: list[Any] = []
+
+    def hgetall(self, key: str) -> None:
+        self.calls.append(lambda: self.redis.hgetall(key))
+
+    def zrange(self, key: str, start: int, end: int, withscores: bool) -> None:
+        self.calls.append(lambda: self.redis.zrange(key, start, end, withscores))
+
+    def execute(self) -> list[Any]:
+        return [call() for call in self.calls]
 
 
 def test_redis_comparison_names_what_differs() -> None:

@@ -96,12 +96,13 @@ class _World:
 def test_batch_builder_full_leaves_the_change_filter_alone_and_everything_is_complete() -> None:
     w = _World()
     keys = w.add("op", "a", T0, ANSWER) | w.add("queue", "s", T0, {"offered": 1, "answered": 1})
+    keys |= w.add("center", "", T0, {"offered": 1, "answered": 1})
     scope = BuildScope(
         frozenset(keys | {BUSINESS_KEY}), T0, w.store.watermark, everything=True, live_all=True
     )
     first = w.builder.build(scope)
     assert first.complete and not first.full
-    assert len(first.operators) == 3 and len(first.queues) == 3 and first.scorecards
+    assert len(first.operators) == 3 and len(first.queues) == 6 and first.scorecards
     assert not len(w.builder.build(scope))  # nothing changed since: the filter drops it all
     assert not w.builder.build(scope).complete  # the filter is not empty: not known complete
     full = w.builder.build(BuildScope(frozenset(keys), T0, w.store.watermark, full=True, live_all=True))
@@ -117,3 +118,27 @@ def test_batch_builder_drops_operators_whose_aggregate_is_gone() -> None:
     batch = w.builder.build(BuildScope(frozenset(keys), T0, w.store.watermark))
     assert {r["operator_id"] for r in batch.operators} == {"a"}
     assert w.index.operators("day:2026-01-15") == ["a"]
+
+
+def test_only_the_worker_holding_the_centre_builds_scorecards() -> None:
+    """Another worker (operators and queues only, no centre, no business facts) writes no scorecard:
+    it would overwrite the owner's with zeros."""
+    w = _World()
+    keys = w.add("op", "a", T0, ANSWER) | w.add("queue", "s", T0, {"offered": 1, "answered": 1})
+    scope = BuildScope(frozenset(keys | {BUSINESS_KEY}), T0, w.store.watermark, full=True, live_all=True)
+    assert not w.builder.build(scope).scorecards
+    keys |= w.add("center", "", T0, {"offered": 1, "answered": 1})
+    scope = BuildScope(frozenset(keys | {BUSINESS_KEY}), T0, w.store.watermark, full=True, live_all=True)
+    cards = w.builder.build(scope).scorecards
+    assert {c["period_key"] for c in cards} == {"day:2026-01-15", "month:2026-01"}
+
+
+def test_business_facts_take_the_centres_route() -> None:
+    """One partition, so one worker, holds both halves of a scorecard."""
+    from stream.core.deltas import DeltaBatch, encode_business
+    from stream.core.entity import Delta as D
+
+    batch = DeltaBatch("UTC", rolling=False)
+    batch.add(D("center", "", T0, {"offered": 1}, "t:0", 1, 0))
+    ((centre_route, _),) = list(batch.encoded(T0, T0))
+    assert encode_business("t:0", 2, T0, T0, {"type": "order"})[0] == centre_route

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import faust
@@ -111,3 +112,34 @@ async def test_faust_signals_reach_the_hooks() -> None:
     await table.call_recover_callbacks()
     batch = w.pub.flush()
     assert batch.full and {o for o, _ in ops(batch)} == {"a"}
+
+
+async def test_the_resync_does_not_wait_out_the_flush_interval() -> None:
+    """After a failover every record waits for the resync: it is flushed as soon as the assignment
+    is recovered, not at the next tick of the interval."""
+    sink = MemorySink()
+    w = World([sink])
+    ticks = 0
+    forever = asyncio.Event()
+
+    async def slow_sleep(s: float) -> None:
+        nonlocal ticks
+        ticks += 1
+        await forever.wait()  # the interval never ends in this test
+
+    w.pub.sleep = slow_sleep
+    task = asyncio.ensure_future(w.pub.run())
+    await asyncio.sleep(0.01)
+    w.pub.on_partitions_revoked()
+    w.add("a", T0)
+    w.pub.on_partitions_ready()
+    for _ in range(100):
+        if sink.batches:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert [b.full for b in sink.batches] == [True]
+    assert ops(sink.batches[0]) == {("a", p) for p in ("rolling", "day:2026-01-15", "month:2026-01")}
+    assert ticks == 2  # the first interval, then the one after the resync
