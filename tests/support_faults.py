@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests_support import kpistream
 
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS
+from stream.core.outputs import decimal_string
 from stream.simulator import SimConfig, generate
 from stream.topic_admin import bootstrap_of
 
@@ -312,6 +313,7 @@ def shape_of_report(periods: dict[str, Any]) -> Shape:
             "operators": {op: _op_row(row) for op, row in p.get("operators", {}).items()},
             "queues": {q: _queue_row(row) for q, row in p.get("queues", {}).items()},
             "center": _queue_row(p["center"]) if p.get("center") else None,
+            "scorecard": _card(p.get("scorecard")),
         }
     return out
 
@@ -331,7 +333,19 @@ def _from_hash(h: dict[str, str], count_fields: tuple[str, ...], meta: set[str])
 
 
 def _period(out: Shape, pk: str) -> dict[str, Any]:
-    return out.setdefault(pk, {"operators": {}, "queues": {}, "center": None})
+    return out.setdefault(pk, {"operators": {}, "queues": {}, "center": None, "scorecard": None})
+
+
+def _card(card: Any) -> dict[str, str] | None:
+    """A balanced scorecard as its Redis hash holds it: `dimension.figure` -> decimal text."""
+    if not card:
+        return None
+    return {
+        f"{dim}.{name}": decimal_string(v)
+        for dim, figures in card.items()
+        if isinstance(figures, dict)
+        for name, v in figures.items()
+    }
 
 
 def shape_of_redis(r: redis.Redis, prefix: str = "") -> tuple[Shape, list[str]]:
@@ -365,6 +379,11 @@ def shape_of_redis(r: redis.Redis, prefix: str = "") -> tuple[Shape, list[str]]:
         pk = key[len(center_head) :]
         if _is_kept(pk):
             _period(out, pk)["center"] = _from_hash(r.hgetall(key), QUEUE_COUNT_FIELDS, _QUEUE_META)
+    card_head = f"{prefix}kpi:scorecard:"
+    for key in r.scan_iter(f"{card_head}*", count=1000):
+        pk = key[len(card_head) :]
+        if _is_kept(pk):
+            _period(out, pk)["scorecard"] = {k: v for k, v in r.hgetall(key).items() if "." in k}
     for pk, p in out.items():
         board_key = f"{prefix}kpi:leaderboard:{pk}"
         board = dict(r.zrange(board_key, 0, -1, withscores=True))
@@ -415,6 +434,7 @@ def shape_of_topics(env: dict[str, str]) -> tuple[Shape, list[str]]:
     prefix = env["KPISTREAM_TOPIC_PREFIX"]
     ops = asyncio.run(_compacted(bootstrap, prefix + "kpi.operator-scores", 60))
     queues = asyncio.run(_compacted(bootstrap, prefix + "kpi.queue-kpis", 60))
+    cards = asyncio.run(_compacted(bootstrap, prefix + "kpi.scorecard", 60))
     out: Shape = {}
     problems: list[str] = []
     for raw_key, v in ops.items():
@@ -440,6 +460,13 @@ def shape_of_topics(env: dict[str, str]) -> tuple[Shape, list[str]]:
             p["center"] = _queue_row(v)
         else:
             p["queues"][v["queue"]] = _queue_row(v)
+    for raw_key, v in cards.items():
+        if v is None:
+            continue
+        if raw_key.decode() != v["period_key"]:
+            problems.append(f"topic kpi.scorecard: key {raw_key.decode()!r} for {v['period_key']}")
+        if _is_kept(v["period_key"]):
+            _period(out, v["period_key"])["scorecard"] = _card(v)
     return out, sorted(set(problems))[:5] + (
         [f"... {len(problems)} keys in all"] if len(problems) > 5 else []
     )
