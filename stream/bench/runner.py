@@ -24,6 +24,7 @@ from stream.bench.memory import bench_memory
 from stream.bench.progress import BenchError, say
 from stream.bench.report_speed import bench_report
 from stream.bench.services import services
+from stream.bench.state_growth import bench_state_growth
 from stream.bench.throughput import bench_throughput
 from stream.devtools.worker_process import WorkerFailed
 from stream.errors import KpiStreamError
@@ -37,7 +38,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     kafka_version = redis_version = None
     try:
-        need_services = any(x in cfg.only for x in ("throughput", "latency", "memory"))
+        need_services = any(x in cfg.only for x in ("throughput", "latency", "memory", "state_growth"))
         with contextlib.ExitStack() as stack:
             svc = stack.enter_context(services(workdir)) if need_services else None
             if svc is not None:
@@ -55,6 +56,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                 ("latency", with_services(bench_latency)),
                 ("report", lambda: bench_report(cfg, workdir)),
                 ("memory", with_services(bench_memory)),
+                ("state_growth", with_services(bench_state_growth)),
             ]
             for name, step in steps:
                 if name not in cfg.only:

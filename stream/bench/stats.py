@@ -100,6 +100,13 @@ def targets(figures: Mapping[str, Any]) -> dict[str, bool | None]:
         "report_events_per_s_at_least_100000": at_least(
             _get(figures, "report.engine.events_per_s"), TARGET_REPORT_EVENTS_PER_S
         ),
+        "state_growth_at_least_0_8": at_least(
+            ratio(
+                _get(figures, "state_growth.loaded.events_per_s"),
+                _get(figures, "state_growth.fresh.events_per_s"),
+            ),
+            0.8,
+        ),
         "worker_rss_below_300mb": False
         if _get(figures, "memory.complete") is False
         else below(_get(figures, "memory.loaded_rss_mb"), TARGET_RSS_MB),
@@ -129,6 +136,10 @@ def ratios(figures: Mapping[str, Any]) -> dict[str, float | None]:
         ),
         "report_cli_vs_json_loads": ratio(
             _get(figures, "report.cli.events_per_s"), _get(figures, "report.json_loads.events_per_s")
+        ),
+        "state_growth_loaded_vs_fresh": ratio(
+            _get(figures, "state_growth.loaded.events_per_s"),
+            _get(figures, "state_growth.fresh.events_per_s"),
         ),
         "loaded_rss_vs_idle_rss": ratio(
             _get(figures, "memory.loaded_rss_mb"), _get(figures, "memory.idle_rss_mb")
@@ -195,6 +206,8 @@ def render_table(result: Mapping[str, Any]) -> str:
     add("json.loads over the same file", "report.json_loads.events_per_s", " ev/s", "baseline")
     add("worker RSS, idle", "memory.idle_rss_mb", " MB", "baseline")
     add("worker RSS, 5,000 ops x 40 days", "memory.loaded_rss_mb", " MB")
+    add("small centre on a fresh worker", "state_growth.fresh.events_per_s", " ev/s", "baseline")
+    add("small centre, 5,000 ops x 40 days held", "state_growth.loaded.events_per_s", " ev/s")
     width = max(len(a) for a, _, _ in rows)
     lines = [f"{'figure':<{width}}  {'value':>16}  note", "-" * (width + 26)]
     lines += [f"{a:<{width}}  {b:>16}  {c}" for a, b, c in rows]

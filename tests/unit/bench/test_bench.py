@@ -59,6 +59,7 @@ def _figures() -> dict[str, object]:
             "json_loads": {"events_per_s": 600_000.0},
         },
         "memory": {"idle_rss_mb": 70.0, "loaded_rss_mb": 210.0},
+        "state_growth": {"fresh": {"events_per_s": 8_000.0}, "loaded": {"events_per_s": 7_200.0}},
     }
 
 
@@ -72,6 +73,7 @@ def test_result_document_shape_ratios_and_targets() -> None:
     assert r["worker_calls_only_vs_quix"] == 1.5
     assert r["report_vs_json_loads"] == 0.2
     assert r["loaded_rss_vs_idle_rss"] == 3.0
+    assert r["state_growth_loaded_vs_fresh"] == 0.9
     assert all(doc["targets"].values()), doc["targets"]
     text = stats.render_table(doc)
     assert "latency p99" in text and "worker_ahead_of_quix" in text

@@ -1,0 +1,134 @@
+"""Flat cost as state grows: the small centre's workload on a fresh worker and on one holding a big
+centre's history (5,000 operators x 40 days by default), timed the same way in the same run.
+
+Both workers are running, ready and idle (the loaded one after consuming and publishing the
+history) when the small centre's events are produced; each figure is those events over the time
+from the first produce until Redis holds every hash they change, exactly as the Engine computes it
+(the loaded worker's month and centre hashes include the history). The fresh worker is the baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stream.bench.config import SETTLE_S, BenchConfig
+from stream.bench.expected import expected_redis, redis_check
+from stream.bench.progress import BenchError, say
+from stream.bench.services import Services, flush_redis
+from stream.bench.worker import BenchWorker, running_worker
+from stream.bench.workload import memory_events, produce_sync, simulated_events, to_messages
+
+SMALL_CENTRE_DAY = datetime(2026, 1, 15, tzinfo=UTC)  # the throughput workload's first day
+
+
+def bench_state_growth(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -> dict[str, Any]:
+    events = simulated_events(cfg.growth_events)
+    history = memory_events(
+        cfg.mem_operators,
+        cfg.mem_days,
+        cfg.mem_per_op_day,
+        start=SMALL_CENTRE_DAY - timedelta(days=cfg.mem_days),  # the days just before
+    )
+    say(f"state_growth: {len(events)} events, fresh and after {len(history)} history events")
+    fresh = _timed_run(cfg, svc, workdir, f"b{run_id}-grow0-", [], events)
+    say(f"  fresh: {fresh['events_per_s']} ev/s")
+    loaded = _timed_run(cfg, svc, workdir, f"b{run_id}-grow1-", history, events)
+    say(f"  loaded: {loaded['events_per_s']} ev/s")
+    ratio = None
+    if fresh.get("events_per_s") and loaded.get("events_per_s"):
+        ratio = round(loaded["events_per_s"] / fresh["events_per_s"], 3)
+    return {
+        "operators": cfg.mem_operators,
+        "days": cfg.mem_days,
+        "fresh": fresh,
+        "loaded": loaded,
+        "loaded_vs_fresh": ratio,
+    }
+
+
+def _timed_run(
+    cfg: BenchConfig,
+    svc: Services,
+    workdir: Path,
+    prefix: str,
+    history: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> dict[str, Any]:
+    import redis
+
+    before = expected_redis(history) if history else {}
+    after = expected_redis(history + events)
+    expected = {k: v for k, v in after.items() if before.get(k) != v}  # what the small centre changes
+    flush_redis(svc.redis_url)
+    rc = redis.Redis.from_url(svc.redis_url)
+    out: dict[str, Any] = {"history_events": len(history), "events": len(events)}
+    try:
+        with running_worker(svc, prefix, workdir, cfg.partitions) as w:
+            w.wait_ready()
+            if history:
+                t = time.monotonic()
+                _load_history(cfg, svc, rc, w, prefix, history)
+                out["history_seconds"] = round(time.monotonic() - t, 1)
+                out["rss_mb_with_history"] = round(w.rss_mb(), 1)
+            messages = to_messages(events)
+            t0 = time.time()
+            produce_sync(svc.bootstrap, prefix, messages)
+            out["produce_seconds"] = round(time.time() - t0, 2)
+            deadline = time.monotonic() + cfg.timeout_s
+            digest, changed_at = None, time.time()
+            while True:
+                w.check_alive()
+                now = time.time()
+                missing, d = redis_check(rc, expected, 10)
+                if not missing:
+                    out.update(complete=True, seconds=round(now - t0, 3))
+                    break
+                if d != digest:
+                    digest, changed_at = d, now
+                elif now - changed_at > SETTLE_S + 10:
+                    out.update(complete=False, redis_differences=missing, seconds=round(changed_at - t0, 3))
+                    say(f"  INCOMPLETE: Redis totals differ from the Engine's: {missing[:3]}")
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError(
+                        f"state_growth: not complete in {cfg.timeout_s:.0f}s; Redis lacks {missing}"
+                    )
+                time.sleep(0.05)
+            out["events_per_s"] = round(len(events) / out["seconds"], 1) if out.get("complete") else None
+            out["worker_rss_mb_after"] = round(w.rss_mb(), 1)
+    finally:
+        rc.close()
+    return out
+
+
+def _load_history(
+    cfg: BenchConfig, svc: Services, rc: Any, w: BenchWorker, prefix: str, history: list[dict[str, Any]]
+) -> None:
+    """Produce the history and wait until it is consumed, published (centre days exact) and quiet."""
+    import psutil
+
+    produce_sync(svc.bootstrap, prefix, to_messages(history))
+    expected = expected_redis(history, scopes=("center",))
+    deadline = time.monotonic() + cfg.growth_history_timeout_s
+    next_metrics, consumed = 0.0, None
+    while True:
+        w.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"state_growth: history not consumed in {cfg.growth_history_timeout_s:.0f}s ({consumed})"
+            )
+        if time.time() >= next_metrics:  # the page grows with every operator: not too often
+            consumed = w.events_total() or consumed
+            next_metrics = time.time() + 5.0
+        missing, _ = redis_check(rc, expected, 1)
+        if consumed is not None and consumed >= len(history) and not missing:
+            break
+        time.sleep(1.0)
+    proc, quiet = psutil.Process(w.pid), 0
+    for _ in range(60):  # the publisher's complete writes and the sweeps are done when CPU is quiet
+        quiet = quiet + 1 if proc.cpu_percent(interval=1.0) < 10.0 else 0
+        if quiet >= 3:
+            break
