@@ -28,7 +28,7 @@ class BenchConfig:
     mem_flush_interval_s: float = 10.0  # the publisher rewrites every operator of a changed period
     mem_timeout_s: float = 240.0
     growth_events: int = 50_000  # the small centre's events, on a fresh and on a loaded worker
-    growth_history_timeout_s: float = 900.0
+    growth_history_timeout_s: float = 1500.0
     partitions: int = 4
     profile_dir: Path | None = None
     only: tuple[str, ...] = STEPS

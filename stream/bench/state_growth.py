@@ -33,10 +33,15 @@ def bench_state_growth(cfg: BenchConfig, svc: Services, workdir: Path, run_id: s
         start=SMALL_CENTRE_DAY - timedelta(days=cfg.mem_days),  # the days just before
     )
     say(f"state_growth: {len(events)} events, fresh and after {len(history)} history events")
-    fresh = _timed_run(cfg, svc, workdir, f"b{run_id}-grow0-", [], events)
-    say(f"  fresh: {fresh['events_per_s']} ev/s")
+    # A fresh worker before and after the loaded one: the first run of a bench meets a cold broker
+    # (its first run was up to 1.5x slower), so the baseline is the faster of the two.
+    fresh_runs = [_timed_run(cfg, svc, workdir, f"b{run_id}-grow0-", [], events)]
+    say(f"  fresh: {fresh_runs[0]['events_per_s']} ev/s")
     loaded = _timed_run(cfg, svc, workdir, f"b{run_id}-grow1-", history, events)
     say(f"  loaded: {loaded['events_per_s']} ev/s")
+    fresh_runs.append(_timed_run(cfg, svc, workdir, f"b{run_id}-grow2-", [], events))
+    say(f"  fresh again: {fresh_runs[1]['events_per_s']} ev/s")
+    fresh = max(fresh_runs, key=lambda r: r.get("events_per_s") or 0.0)
     ratio = None
     if fresh.get("events_per_s") and loaded.get("events_per_s"):
         ratio = round(loaded["events_per_s"] / fresh["events_per_s"], 3)
@@ -44,6 +49,7 @@ def bench_state_growth(cfg: BenchConfig, svc: Services, workdir: Path, run_id: s
         "operators": cfg.mem_operators,
         "days": cfg.mem_days,
         "fresh": fresh,
+        "fresh_runs": fresh_runs,
         "loaded": loaded,
         "loaded_vs_fresh": ratio,
     }
