@@ -112,12 +112,14 @@ def probe_pair(i: int, ts_ms: int) -> tuple[dict[str, Any], dict[str, Any]]:
     return offered, lost
 
 
-def memory_events(operators: int, days: int, per_op_day: int = 2, seed: int = 5) -> list[dict[str, Any]]:
+def memory_events(
+    operators: int, days: int, per_op_day: int = 2, seed: int = 5, start: datetime | None = None
+) -> list[dict[str, Any]]:
     """`operators` operators active on each of `days` days, so every operator has a day aggregate
     for each day retained: per operator and day, an answered call (offered + answered) and, when
     `per_op_day` >= 3, a disposition (FCR counts); with `per_op_day` == 1 a disposition only."""
     rnd = random.Random(seed)
-    t0 = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    t0 = int((start or datetime(2026, 1, 1, tzinfo=UTC)).timestamp() * 1000)
     queues = ("sales", "support", "billing", "vip", "tech")
     out: list[tuple[int, int, dict[str, Any]]] = []
     seq = 0
