@@ -76,3 +76,16 @@ async def read_topic(
     finally:
         await consumer.stop()
     return out
+
+
+def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+    """Poll the worker's period API until its day/month periods equal `expected` (or time out)."""
+    deadline = time.monotonic() + timeout
+    got: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = worker.get_json("/api/v1/periods")
+        got = {k: v for k, v in body["periods"].items() if k != "rolling"}
+        if got == expected:
+            return got
+        time.sleep(1.0)
+    return got

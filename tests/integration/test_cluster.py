@@ -19,7 +19,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from support_faults import converge, redis_client, shape_of_report
-from tests_support import kpistream
+from tests_support import kpistream, wait_for_periods
 
 from stream.devenv.kafka import kafka_available
 from stream.devenv.kafka_cluster import KafkaCluster
@@ -76,18 +76,6 @@ def report_of(path: Path, env: dict[str, str]) -> dict[str, Any]:
     r = kpistream("report", "--events", str(path), env=env)
     assert r.returncode == 0, r.stderr
     return dict(json.loads(r.stdout)["periods"])
-
-
-def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    got: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = worker.get_json("/api/v1/periods")
-        got = {k: v for k, v in body["periods"].items() if k != "rolling"}
-        if got == expected:
-            return got
-        time.sleep(1.0)
-    return got
 
 
 def test_broker_stopped_mid_stream_ends_exact(

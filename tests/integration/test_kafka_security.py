@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests_support import wait_for_periods
 
 from stream import kafka_clients
 from stream.config import load_settings
@@ -82,18 +83,6 @@ def error_lines(text: str) -> list[str]:
         if any(f" {level} " in ln for level in ("WARNING", "ERROR", "CRITICAL"))
         or ln.startswith("kpistream ")
     ]
-
-
-def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    got: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = worker.get_json("/api/v1/periods")
-        got = {k: v for k, v in body["periods"].items() if k != "rolling"}
-        if got == expected:
-            return got
-        time.sleep(1.0)
-    return got
 
 
 def wait_for_strategy(redis_url: str, want: str, timeout: float = 30.0) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from tests_support import kpistream, read_topic
+from tests_support import kpistream, read_topic, wait_for_periods
 
 from stream.simulator import SimConfig, generate, iter_jsonl
 
@@ -31,19 +31,6 @@ async def send_raw(env: dict[str, str], topic: str, items: list[tuple[bytes | No
             await producer.send_and_wait(env["KPISTREAM_TOPIC_PREFIX"] + topic, value=value, key=key)
     finally:
         await producer.stop()
-
-
-def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
-    """Poll the worker's period API until its day/month periods equal `expected` (or time out)."""
-    deadline = time.monotonic() + timeout
-    got: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = worker.get_json("/api/v1/periods")
-        got = {k: v for k, v in body["periods"].items() if k != "rolling"}
-        if got == expected:
-            return got
-        time.sleep(1.0)
-    return got
 
 
 def _dead_letter_roundtrip(worker_env: Any, start_worker: Any, broker_url: str) -> None:
