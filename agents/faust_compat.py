@@ -1,10 +1,13 @@
 """Everything kpistream does with Faust's private API, in one place, checked against one version range.
 
-Rule: no other module touches a Faust name that starts with an underscore. Each function here
-states what it relies on; `WATCHED` holds the digest of the source of every Faust function we
-copied or whose private behaviour we rely on, and tests/unit/agents/test_faust_compat.py fails
-when the installed Faust's source differs (read the new source, adapt the function here, then
-update the digest). `check_faust_version` refuses to start outside `SUPPORTED`.
+Rule: no other module touches a Faust name that starts with an underscore, with one exception:
+Faust's documented custom-codec hook, `Codec._dumps`/`_loads`, which agents/codecs.py implements.
+Each function here states what it relies on; `WATCHED` holds the digest of the source of every
+Faust (and mode, aiokafka) function we copied or whose private behaviour we rely on, and
+tests/unit/agents/test_faust_compat.py fails when the installed source differs (read the new
+source, adapt the function here, then update the digest); that test also derives the private
+names this module touches from its source and fails when any other module touches one.
+`check_faust_version` refuses to start outside `SUPPORTED`.
 """
 
 from __future__ import annotations

@@ -38,10 +38,10 @@ from stream.core.deltas import decode as decode_deltas
 from stream.core.entity import EntityState, is_expired_entity, needs_orphan_report
 from stream.core.events import Event
 from stream.core.eventtime import Watermark, check_time
-from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey, period_of
+from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey, alert_key, period_of
 from stream.core.periods import DAY_PREFIX, ROLLING
 from stream.core.scorecard import BusinessState
-from stream.core.seen import SeenIds
+from stream.core.seen import SeenIds, partition_prefix
 from stream.core.stage1 import Stage1, state_key
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
@@ -247,7 +247,7 @@ class Pipeline:
 
     def _seen_ids(self, kind: str, partition: int, table: Any = None) -> SeenIds:
         """The expired event ids of one entity partition (a reader over the table, or a writer)."""
-        prefix = f"seen|{kind}|{partition}"
+        prefix = partition_prefix(kind, partition)
         if table is not None:
             return SeenIds(table, self.cfg.tz, prefix=prefix)
         reader = self._seen.get((kind, partition))
@@ -376,7 +376,7 @@ class Pipeline:
             counts = store.slid(key, store.table[key]).counts
             queue = agg.sid if agg.scope == QUEUE else CENTER_ID
             for kpi in ALERT_KPIS:
-                akey = f"{kpi}|{agg.scope}|{queue}"
+                akey = alert_key(kpi, agg.scope, queue)
                 state: AlertState = alerts.get(akey) or AlertState()
                 rule = rule_for(kpi, agg.sid if agg.scope == QUEUE else None, self.cfg)
                 new, transition = evaluate(state, rule, agg.scope, queue, counts, store.watermark)

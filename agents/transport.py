@@ -10,9 +10,12 @@ a full producer buffer, a full stream queue, or the conductor's lock.
 `FastConsumer` checks those conditions first. When none holds, the conductor's callback cannot
 suspend (asyncio runs one thing at a time and nothing in it awaits anything that is not done), so
 it is awaited inline; otherwise the message takes Faust's own path, with the same cancellation
-as before. Offsets, gaps, commits and acks are untouched: the loop is Faust's, line for line,
-except for that one call (it lives in agents/faust_compat.py, with every other use of Faust's
-private API).
+as before. The loop is `faust_compat.drain_messages` (agents/faust_compat.py, with every other
+use of Faust's private API): Faust's, but for that delivery and two rules its docstring states,
+a message delivered only in the consumer generation it was fetched in while the flow is on, and
+only from a fetch taken after this generation's seek to the committed offsets (a fetch the seek
+may have overlapped is dropped and the partitions sought again). Gaps, commits and acks are
+Faust's.
 """
 
 from __future__ import annotations

@@ -119,6 +119,6 @@ def readiness(app: Any, health: Health) -> dict[str, Any]:
 
 
 def _empty() -> Any:
-    from stream.core.engine import PeriodData
+    from stream.core.report import PeriodData
 
     return PeriodData()

@@ -226,7 +226,7 @@ class Settings:
         if self.table_standby_replicas < 0:
             raise ConfigError("table_standby_replicas", "must be 0 or more")
         if self.table_standby_replicas and self.store.startswith("rocksdb"):
-            # Faust's RocksDB standbys lost counts at failover in 4 of 6 measured kills.
+            # Rule: no standbys with RocksDB; Faust's RocksDB standbys lose counts at failover.
             raise ConfigError(
                 "table_standby_replicas",
                 "not with rocksdb:// (lost counts at failover, docs/benchmarks.md 'Failover'); "

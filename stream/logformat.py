@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from stream.config import mask_secrets
+from stream.core.timefmt import format_ts
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _created_ms(created: float) -> int:
+    """A record's `created` (float seconds) in ms: rounded to the microsecond as datetime does, then cut."""
+    frac, whole = math.modf(created)
+    return int(whole) * 1000 + round(frac * 1_000_000) // 1000
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (newlines in messages and tracebacks are escaped)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         line: dict[str, Any] = {
-            "time": stamp.replace("+00:00", "Z"),
+            "time": format_ts(_created_ms(record.created)),
             "level": record.levelname,
             "logger": record.name,
             "message": mask_secrets(record.getMessage()),

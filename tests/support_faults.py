@@ -15,7 +15,6 @@ import math
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from tests_support import kpistream
 
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS
 from stream.core.outputs import decimal_string
+from stream.devtools.worker_process import WorkerFailed, WorkerProcess
 from stream.simulator import SimConfig, generate
 from stream.topic_admin import bootstrap_of
 
@@ -69,10 +69,6 @@ def month_boundary(months_back: int = 0, now: datetime | None = None) -> datetim
     for _ in range(months_back):
         first = (first - timedelta(days=1)).replace(day=1)
     return first
-
-
-def iso_ms(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def centre_events(
@@ -158,65 +154,23 @@ def produce(env: dict[str, str], path: Path) -> None:
 # ------------------------------------------------------------------------------------ workers
 
 
-class Worker:
-    """`kpistream worker` in a subprocess that is started without waiting for its readiness."""
+class Worker(WorkerProcess):
+    """A worker of this checkout, started without waiting for its readiness; failures are test failures."""
 
     def __init__(self, env: dict[str, str], log_path: Path, name: str) -> None:
-        self.env = env
+        super().__init__(env, log_path, cwd=REPO)
         self.name = name
-        self.log_path = log_path
-        self.port = int(env["KPISTREAM_WEB_PORT"])
-        log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.spawn()
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def get_json(self, path: str, timeout: float = 10) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as r:
-            return json.loads(r.read())
-
-    def ready(self) -> bool:
+    def wait_ready(self, timeout: float = 120, poll_s: float = 0.5) -> None:
         try:
-            return bool(self.get_json("/readyz", timeout=2).get("ready"))
-        except (OSError, ValueError, urllib.error.URLError):
-            return False
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            assert self.alive(), f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
-            assert time.monotonic() < deadline, f"{self.name} not ready in {timeout}s:\n{self.log_tail()}"
-            time.sleep(0.5)
+            super().wait_ready(timeout, poll_s)
+        except WorkerFailed as exc:
+            raise AssertionError(f"{self.name}: {exc}:\n{exc.log_tail}") from None
 
     def terminate(self, timeout: float = 30) -> None:
-        """SIGTERM: a clean leave (the group rebalances, offsets are committed)."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def kill(self) -> None:
-        """SIGKILL: a crash (no flush, no commit, no leave-group)."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def log_tail(self, n: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        """SIGTERM: a clean leave (the group rebalances, offsets are committed); SIGKILL after `timeout`."""
+        self.stop(timeout)
 
 
 @dataclass

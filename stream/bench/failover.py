@@ -24,14 +24,11 @@ import contextlib
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,8 +41,10 @@ from stream.core.outputs import decimal_string
 from stream.devenv.kafka import KafkaBroker
 from stream.devenv.process import free_port
 from stream.devenv.redis import RedisServer
+from stream.devtools.worker_process import WorkerFailed, WorkerProcess
 from stream.errors import KpiStreamError
 from stream.simulator import SimConfig, generate, iter_jsonl
+from stream.sinks.redis_keys import CenterKey, LeaderboardKey, OperatorKey, QueueKey, ScorecardKey
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -64,63 +63,17 @@ def say(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ workers
-class Worker:
-    """`kpistream worker` as a subprocess (own session, so SIGKILL takes its whole group)."""
+class Worker(WorkerProcess):
+    """A worker of this checkout (WorkerProcess); adds when its recovery was logged done."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.port = int(env["KPISTREAM_WEB_PORT"])
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(env, log_path, cwd=REPO)
 
-    def start(self) -> Worker:
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"],
-                env=self.env,
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def ready(self) -> bool:
+    def wait_ready(self, timeout: float = 120.0, poll_s: float = 0.2) -> None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                return bool(json.loads(r.read()).get("ready"))
-        except (OSError, urllib.error.URLError, ValueError):
-            return False
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                raise FailoverError(f"worker exited:\n{self.log_tail()}")
-            if self.ready():
-                return
-            time.sleep(0.2)
-        raise FailoverError(f"worker not ready in {timeout:.0f}s:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+            super().wait_ready(timeout, poll_s)
+        except WorkerFailed as exc:
+            raise FailoverError(f"{exc}:\n{exc.log_tail}") from None
 
     def recovered_after(self, t0_wall: float) -> float | None:
         """Seconds from `t0_wall` (time.time) to the first recovery done logged after it."""
@@ -149,18 +102,18 @@ def redis_mismatches(client: Any, report: Mapping[str, Any]) -> list[str]:
     boards: list[tuple[str, dict[str, Any]]] = []
     for pk, p in report["periods"].items():
         for op, row in p["operators"].items():
-            wants.append((f"kpi:op:{op}:{pk}", {**row["kpis"], **row["counts"], "f": row["f"]}))
+            wants.append((OperatorKey(op, pk).encode(), {**row["kpis"], **row["counts"], "f": row["f"]}))
         for q, row in p["queues"].items():
-            wants.append((f"kpi:queue:{q}:{pk}", {**row["kpis"], **row["counts"]}))
-        wants.append((f"kpi:center:{pk}", {**p["center"]["kpis"], **p["center"]["counts"]}))
+            wants.append((QueueKey(q, pk).encode(), {**row["kpis"], **row["counts"]}))
+        wants.append((CenterKey(pk).encode(), {**p["center"]["kpis"], **p["center"]["counts"]}))
         card = {f"{d}.{k}": v for d, figs in p["scorecard"].items() for k, v in figs.items()}
-        wants.append((f"kpi:scorecard:{pk}", card))
+        wants.append((ScorecardKey(pk).encode(), card))
         boards.append((pk, {op: row["f"] for op, row in p["operators"].items()}))
     pipe = client.pipeline(transaction=False)
     for key, _ in wants:
         pipe.hgetall(key)
     for pk, _ in boards:
-        pipe.zrange(f"kpi:leaderboard:{pk}", 0, -1, withscores=True)
+        pipe.zrange(LeaderboardKey(pk).encode(), 0, -1, withscores=True)
     replies = pipe.execute()
     bad: list[str] = []
     for (key, want), got in zip(wants, replies[: len(wants)], strict=True):
@@ -313,7 +266,7 @@ def measure(
     run = Run(standbys, session_s, store, kill)
     try:
         for w in workers:
-            w.start()
+            w.spawn()
         for w in workers:
             w.wait_ready()
         _wait(lambda: group_state(svc.bootstrap, base["KPISTREAM_APP_ID"]) == ("Stable", 2), 60, "group of 2")
@@ -342,7 +295,7 @@ def measure(
             run.differences = []
         if kill:
             run.recovered_s = survivor.recovered_after(t0_wall)
-        if survivor.proc is None or survivor.proc.poll() is not None:
+        if not survivor.alive():
             raise FailoverError(f"the survivor died:\n{survivor.log_tail()}")
     finally:
         for w in workers:

@@ -18,19 +18,10 @@ from stream.core.contributions import KIND_OF_STREAM, NOW_SCOPES, call_is_orphan
 from stream.core.counts import add_into
 from stream.core.entity import EntityState
 from stream.core.events import STREAM_OF_TYPE, Event
-from stream.core.eventtime import FromTheFuture, Watermark, check_time
-from stream.core.eventtime import TooLate as TooLate
-
-# Names that moved out of this module with its split by role; re-exported while callers move.
-from stream.core.keys import CENTER_ID as CENTER_ID
+from stream.core.eventtime import FromTheFuture, TooLate, Watermark, check_time
 from stream.core.keys import agg_key
-from stream.core.live import LIVE_FIELDS as LIVE_FIELDS
-from stream.core.live import live_state as live_state
 from stream.core.periods import ROLLING, is_expired, period_keys
-from stream.core.report import PeriodData as PeriodData
-from stream.core.report import group_by_period as group_by_period
-from stream.core.report import operator_scores as operator_scores
-from stream.core.report import period_report as period_report
+from stream.core.report import PeriodData, group_by_period, period_report
 from stream.core.scorecard import BusinessState
 from stream.core.scoring import Fund, Strategy
 from stream.core.stage1 import Stage1, state_key

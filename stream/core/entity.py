@@ -20,6 +20,7 @@ from stream.core.config import KpiConfig
 from stream.core.contributions import MAIL, Contributions, call_is_orphan, contributions, diff
 from stream.core.counts import Counts
 from stream.core.events import Event
+from stream.core.keys import entity_agg
 
 AGENT_HISTORY = 16
 
@@ -41,7 +42,7 @@ class Delta:
 
     @property
     def agg_key(self) -> str:
-        return f"{self.scope}|{self.scope_id}"
+        return entity_agg(self.scope, self.scope_id)
 
 
 @dataclass(slots=True)

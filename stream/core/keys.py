@@ -57,6 +57,11 @@ def entity_agg(scope: str, sid: str) -> str:
     return f"{scope}|{sid}"
 
 
+def has_period(key: str, period: str) -> bool:
+    """Whether an encoded aggregate key is of `period` (False for a key without one, e.g. BUSINESS_KEY)."""
+    return key.endswith(f"|{period}")
+
+
 def split_entity_agg(route: str) -> tuple[str, str]:
     scope, sid = route.split("|", 1)
     return scope, sid
@@ -72,3 +77,24 @@ def route_period(route: str) -> str | None:
     if route.startswith(OPERATOR_ROUTE_PREFIX):
         return route[len(OPERATOR_ROUTE_PREFIX) :]
     return None
+
+
+# The publisher's change-filter keys of the records that are not one aggregate each: an operator
+# record uses its aggregate key (`agg_key("op", id, period)`), a queue or centre record likewise.
+SCORECARD_PREFIX = "scorecard"
+LIVE_ROW_PREFIX = "live"
+
+
+def scorecard_key(period: str) -> str:
+    """The change-filter key of the scorecard of one period."""
+    return f"{SCORECARD_PREFIX}|{period}"
+
+
+def live_row_key(queue: str) -> str:
+    """The change-filter key of one queue's live row."""
+    return f"{LIVE_ROW_PREFIX}|{queue}"
+
+
+def alert_key(kpi: str, scope: str, sid: str) -> str:
+    """The key of one alert's state: the KPI and the queue or centre it watches."""
+    return f"{kpi}|{scope}|{sid}"

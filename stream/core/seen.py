@@ -53,6 +53,11 @@ if array("Q").itemsize != FINGERPRINT_BYTES:  # pragma: no cover - every support
     raise ImportError("array('Q') is not 8 bytes on this platform")
 
 
+def partition_prefix(kind: str, partition: int) -> str:
+    """The prefix of one entity kind's table partition (`seen|call|3`)."""
+    return f"{DEFAULT_PREFIX}|{kind}|{partition}"
+
+
 def _part(s: str) -> bytes:
     b = s.encode("utf-8", "surrogatepass")
     return len(b).to_bytes(4, "little") + b

@@ -144,10 +144,10 @@ class WorkerProcess:
             f"the worker did not become ready in {timeout:.0f}s; see {self.log_path}", self.log_tail()
         )
 
-    def stop(self) -> None:
-        """SIGTERM the worker's process group (a clean shutdown), SIGKILL after STOP_TIMEOUT_S."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM the worker's process group (a clean shutdown), SIGKILL after `timeout` seconds."""
         if self.proc is not None:
-            stop_pid(self.proc.pid, STOP_TIMEOUT_S, self.proc)
+            stop_pid(self.proc.pid, timeout, self.proc)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no commit (a crash)."""

@@ -10,7 +10,7 @@ from stream.core.aggregate import NOW
 from stream.core.config import KpiConfig
 from stream.core.contributions import CENTER, OP, QUEUE
 from stream.core.counts import Counts
-from stream.core.keys import BUSINESS_KEY, AggKey
+from stream.core.keys import BUSINESS_KEY, AggKey, agg_key, has_period, live_row_key, scorecard_key
 from stream.core.live import live_state
 from stream.core.outputs import operator_records, queue_record, scorecard_record
 from stream.core.periods import ROLLING, is_expired, period_keys
@@ -120,9 +120,10 @@ class BatchBuilder:
         for pk in sorted(op_periods):
             counts: dict[str, Counts] = {}
             for op in self.index.operators(pk):
-                st = self.reader.read(f"{OP}|{op}|{pk}")
+                key = agg_key(OP, op, pk)
+                st = self.reader.read(key)
                 if st is None:
-                    self.index.forget(f"{OP}|{op}|{pk}")
+                    self.index.forget(key)
                 else:
                     counts[op] = st.counts
             cache = self.scores.cache_for(pk, live)
@@ -142,7 +143,7 @@ class BatchBuilder:
                 changed_only=not everyone,
             )
             for op, rec in recs.items():
-                self._emit(batch.operators, f"op|{op}|{pk}", rec, scope.full)
+                self._emit(batch.operators, agg_key(OP, op, pk), rec, scope.full)
 
     def _queues(self, batch: Batch, scope: BuildScope, queue_keys: list[str]) -> None:
         for key in sorted(queue_keys):
@@ -156,14 +157,14 @@ class BatchBuilder:
     def _live(self, batch: Batch, scope: BuildScope) -> None:
         live_queues = {AggKey.decode(k)[1] for k in self.index.now}
         if not scope.live_all:
-            live_queues &= {AggKey.decode(k)[1] for k in scope.dirty if k.endswith(f"|{NOW}")}
+            live_queues &= {AggKey.decode(k)[1] for k in scope.dirty if has_period(k, NOW)}
         if not live_queues:
             return
         now_states = {k: st for k in self.index.now if (st := self.reader.read(k)) is not None}
         rows = live_state(now_states, scope.watermark, self.cfg)
         for queue in sorted(live_queues & rows.keys()):
             rec: Record = {"queue": queue, **rows[queue], "updated_at": format_ts(scope.now_ms)}
-            self._emit(batch.live, f"live|{queue}", rec, scope.full)
+            self._emit(batch.live, live_row_key(queue), rec, scope.full)
 
     def _scorecards(self, batch: Batch, scope: BuildScope, card_periods: set[str]) -> None:
         if not card_periods:
@@ -172,13 +173,13 @@ class BatchBuilder:
         no_facts = biz == BusinessState()
         for pk in sorted(card_periods):
             self.index.built_scorecard(pk)
-            st = self.reader.read(f"{CENTER}||{pk}")
+            st = self.reader.read(agg_key(CENTER, "", pk))
             # Rule: a scorecard is built by the worker holding the centre's partition (its counts
             # and the business facts, keys.BUSINESS_ROUTE); any other would write one of zeros.
             if st is None and no_facts:
                 continue
             rec = scorecard_record(pk, st.counts if st else {}, biz, self.cfg, scope.now_ms)
-            self._emit(batch.scorecards, f"scorecard|{pk}", rec, scope.full)
+            self._emit(batch.scorecards, scorecard_key(pk), rec, scope.full)
 
     def _emit(self, out: list[Record], key: str, rec: Record, full: bool) -> None:
         # A resync writes everything and leaves the change filter of the normal batches as it is.

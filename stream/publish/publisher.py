@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 
 from stream.core.config import KpiConfig
-from stream.core.contributions import CENTER, QUEUE
-from stream.core.keys import BUSINESS_KEY, CENTER_ID, agg_key
+from stream.core.contributions import CENTER, OP, QUEUE
+from stream.core.keys import BUSINESS_KEY, CENTER_ID, agg_key, scorecard_key
 from stream.core.scoring import Strategy
 from stream.metrics import Metrics
 from stream.publish.batch_builder import BatchBuilder, BuildScope
@@ -233,9 +233,9 @@ class Publisher:
                 len(r.queues),
             )
             self.changes.forget(
-                [f"op|{op}|{pk}" for op in r.operators]
+                [agg_key(OP, op, pk) for op in r.operators]
                 + [agg_key(CENTER, "", pk) if q == CENTER_ID else agg_key(QUEUE, q, pk) for q in r.queues]
-                + [f"scorecard|{pk}"]
+                + [scorecard_key(pk)]
             )
         self._retractions.extend(gone)
 

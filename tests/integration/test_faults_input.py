@@ -27,7 +27,6 @@ from support_faults import (
     disorder,
     failure,
     fault_seed,
-    iso_ms,
     month_boundary,
     periods_summary,
     redis_client,
@@ -38,6 +37,7 @@ from support_faults import (
     write_jsonl,
 )
 
+from stream.core.timefmt import format_ts
 from stream.devenv.redis import RedisServer
 
 REDIS_DB = 10
@@ -171,7 +171,7 @@ def test_one_event_months_ahead_moves_nothing_for_the_others(fleet: Fleet, seed:
     rnd = random.Random(seed)
     clean = disorder(centre_events(seed, month_boundary(2) - timedelta(minutes=40)), rnd)
     ahead = datetime.now(UTC) - timedelta(hours=3)
-    outlier = disposition(f"ahead-{seed}", iso_ms(ahead), operator="op-002")
+    outlier = disposition(f"ahead-{seed}", format_ts(int(ahead.timestamp() * 1000)), operator="op-002")
     at = rnd.randrange(len(clean) // 5, len(clean) // 2)
     events = [*clean[:at], outlier, *clean[at:]]
     want = report_shape(fleet, "all.jsonl", events)

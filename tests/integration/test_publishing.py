@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import redis
+from support.workers import TestWorker
 
 from stream.core.outputs import decimal_string
 from stream.devenv.kafka import KafkaBroker
@@ -53,15 +54,15 @@ CONTRACT_METRICS = (
 )
 
 
-class Worker:
+class Worker(TestWorker):
+    """The module's worker (tests/support/workers.py), with its Redis db, CLI and a status-code GET."""
+
     def __init__(self, env: dict[str, str], tmp: Path, redis_server: RedisServer) -> None:
-        self.env = env
+        super().__init__(env, tmp / "worker.log")
         self.tmp = tmp
         self.redis_server = redis_server
-        self.port = int(env["KPISTREAM_WEB_PORT"])
         self.prefix = env["KPISTREAM_TOPIC_PREFIX"]
-        self.log = tmp / "worker.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.log_path
 
     def redis(self) -> redis.Redis:
         return redis.Redis(
@@ -77,7 +78,7 @@ class Worker:
 
     def http(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(f"{self.base_url}{path}", timeout=5) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, ""
@@ -116,22 +117,11 @@ def worker(
     }
     w = Worker(env, tmp, redis_server)
     w.redis().flushdb()
-    with w.log.open("wb") as log:
-        w.proc = subprocess.Popen([KPISTREAM, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while w.http("/readyz")[0] != 200:
-            assert w.proc.poll() is None, w.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "worker not ready in 60 s:\n" + w.log.read_text()[-3000:]
-            time.sleep(0.5)
+        w.start(timeout=60)
         yield w
     finally:
-        w.proc.terminate()
-        try:
-            w.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            w.proc.kill()
-            w.proc.wait()
+        w.stop()
 
 
 # ------------------------------------------------------------------ comparisons

@@ -1,4 +1,4 @@
-"""The write-back cache over tables, without Faust (the batcher is tested with Faust in tests/agents)."""
+"""The write-back cache over tables, without Faust (with Faust: test_batch_wiring.py)."""
 
 from __future__ import annotations
 

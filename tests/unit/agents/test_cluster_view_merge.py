@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +34,7 @@ from stream.core.keys import BUSINESS_KEY
 from stream.core.periods import ROLLING
 from stream.core.report import group_by_period, period_report
 from stream.core.scoring import DEFAULT, Fund
+from stream.devenv.process import free_port
 from stream.simulator import SimConfig, generate
 from stream.strategies import StrategyBook
 
@@ -217,12 +217,6 @@ def test_gather_asks_every_peer_but_itself_and_names_the_one_that_failed() -> No
 # ------------------------------------------------------------------ a peer over real HTTP
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 RELEASE = web.AppKey("release", asyncio.Event)
 
 
@@ -237,7 +231,7 @@ def peer() -> Iterator[Any]:
             app.router.add_get(LOCAL_PATH, handler)
             runner = web.AppRunner(app)
             await runner.setup()
-            port = _free_port()
+            port = free_port()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             try:
                 async with aiohttp.ClientSession() as client:

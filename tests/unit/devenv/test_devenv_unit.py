@@ -142,7 +142,7 @@ def test_start_refuses_a_port_in_use(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("127.0.0.1", 0))  # held and listening: a port in use, which free_port never returns
         s.listen()
         fake = _Fake(tmp_path, "exec sleep 60")
         fake.port = s.getsockname()[1]
