@@ -9,8 +9,10 @@ rebuilds exactly the retained periods.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from stream import kafka_clients
@@ -26,29 +28,41 @@ def _value(rec: Record) -> bytes:
     return json.dumps(rec, separators=(",", ":")).encode()
 
 
+def _new_producer(settings: Settings) -> Any:
+    # Idempotent: a batch retried after a leader moved (a broker lost) is written once and in
+    # order, so an older record of a key never lands after a newer one.
+    return kafka_clients.producer(
+        settings, acks="all", enable_idempotence=True, linger_ms=20, request_timeout_ms=15000
+    )
+
+
 class KafkaSink:
-    """An aiokafka producer started on first use; a failed batch raises SinkError (and is resent whole)."""
+    """An aiokafka producer started on first use; a failed batch raises SinkError (and is resent whole).
+
+    Rule: one producer at a time. A producer that failed is stopped, and its stop (which delivers
+    or fails every batch it still holds) completes before the next producer starts, even when the
+    write that closed it was cancelled. Otherwise a batch of the old producer, retried in the
+    background, could land after the resync of the new one: an older record of a key last in a
+    compacted topic, for good.
+    """
 
     name = "kafka"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, new_producer: Callable[[Settings], Any] = _new_producer) -> None:
         self.settings = settings
         self.scores_topic = settings.topic(OPERATOR_SCORES)
         self.queues_topic = settings.topic(QUEUE_KPIS)
         self.scorecard_topic = settings.topic(SCORECARD)
+        self._new_producer = new_producer
         self._producer: Any = None
+        self._stopping: asyncio.Task[None] | None = None  # the previous producer's stop
 
     async def _start(self) -> Any:
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)  # cancelled here: still stopping, waited for next time
+            self._stopping = None
         if self._producer is None:
-            # Idempotent: a batch retried after a leader moved (a broker lost) is written once and
-            # in order, so an older record of a key never lands after a newer one.
-            producer = kafka_clients.producer(
-                self.settings,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=20,
-                request_timeout_ms=15000,
-            )
+            producer = self._new_producer(self.settings)
             try:
                 await producer.start()
             except Exception:
@@ -87,7 +101,14 @@ class KafkaSink:
         return out
 
     async def close(self) -> None:
+        """Stop the producer; a cancelled close leaves the stop running, and `_start` waits for it."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(Exception):
-                await producer.stop()
+            self._stopping = asyncio.ensure_future(_stop_quietly(producer))
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)
+
+
+async def _stop_quietly(producer: Any) -> None:
+    with contextlib.suppress(Exception):
+        await producer.stop()
