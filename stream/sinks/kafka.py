@@ -28,7 +28,7 @@ def _value(rec: Record) -> bytes:
     return json.dumps(rec, separators=(",", ":")).encode()
 
 
-def _new_producer(settings: Settings) -> Any:
+def _score_producer(settings: Settings) -> Any:
     # Idempotent: a batch retried after a leader moved (a broker lost) is written once and in
     # order, so an older record of a key never lands after a newer one.
     return kafka_clients.producer(
@@ -48,12 +48,12 @@ class KafkaSink:
 
     name = "kafka"
 
-    def __init__(self, settings: Settings, new_producer: Callable[[Settings], Any] = _new_producer) -> None:
+    def __init__(self, settings: Settings, new_producer: Callable[[Settings], Any] = _score_producer) -> None:
         self.settings = settings
         self.scores_topic = settings.topic(OPERATOR_SCORES)
         self.queues_topic = settings.topic(QUEUE_KPIS)
         self.scorecard_topic = settings.topic(SCORECARD)
-        self._new_producer = new_producer
+        self._make_producer = new_producer
         self._producer: Any = None
         self._stopping: asyncio.Task[None] | None = None  # the previous producer's stop
 
@@ -62,7 +62,7 @@ class KafkaSink:
             await asyncio.shield(self._stopping)  # cancelled here: still stopping, waited for next time
             self._stopping = None
         if self._producer is None:
-            producer = self._new_producer(self.settings)
+            producer = self._make_producer(self.settings)
             try:
                 await producer.start()
             except Exception:
