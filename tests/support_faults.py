@@ -10,6 +10,7 @@ they do (results converge; the deadline only bounds a failing run) and fails wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,6 +227,20 @@ def redis_url_of(server: Any, db: int) -> str:
 
 def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+
+
+@contextlib.contextmanager
+def running_fleet(
+    kafka_broker: Any, redis_server: Any, worker_env: Any, tmp_path: Path, db: int
+) -> Iterator[Fleet]:
+    """A test's Fleet on the session's broker and Redis database `db` (emptied first); all stopped after."""
+    url = redis_url_of(redis_server, db)
+    redis_client(url).flushdb()
+    f = Fleet(tmp_path, worker_env, kafka_broker.url, url)
+    try:
+        yield f
+    finally:
+        f.stop_all()
 
 
 def restart_redis_empty(server: Any) -> None:

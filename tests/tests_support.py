@@ -89,3 +89,21 @@ def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float = 120
             return got
         time.sleep(1.0)
     return got
+
+
+def wait_for_center_counts(
+    worker: Any, period_key: str, expected: dict[str, int], timeout: float = 60.0
+) -> dict[str, int]:
+    """Poll the worker's period API until the centre's counts of `period_key` include `expected`.
+
+    Returns the last counts read (the caller asserts on them, so a timeout shows what was there).
+    """
+    center: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        periods = worker.get_json("/api/v1/periods")["periods"]
+        center = periods.get(period_key, {}).get("center", {}).get("counts", {})
+        if all(center.get(k) == v for k, v in expected.items()):
+            break
+        time.sleep(0.5)
+    return center

@@ -15,11 +15,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from stream.devenv.kafka import KafkaBroker, _new_cluster_id
-from stream.devenv.process import LOOPBACK, free_port
+from stream.devenv.process import LOOPBACK, StartStopContext, free_port
 from stream.errors import ServiceError
 from stream.topic_admin import run_sync
 
@@ -33,7 +32,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-class KafkaCluster:
+class KafkaCluster(StartStopContext):
     """`brokers` Apache Kafka nodes in KRaft combined mode; start, stop, and the client URL."""
 
     def __init__(self, data_dir: str | os.PathLike[str], brokers: int = 3, heap: str = "384m") -> None:
@@ -125,14 +124,6 @@ class KafkaCluster:
         """Stop every node (SIGTERM, then SIGKILL); safe to call twice."""
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"KafkaCluster(url={self.url!r}, pids={self.pids}, data_dir={str(self.data_dir)!r})"

@@ -116,7 +116,25 @@ def log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(log empty)"
 
 
-class ManagedProcess:
+class StartStopContext:
+    """`with service:` starts it and stops it on the way out; subclasses implement start and stop."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class ManagedProcess(StartStopContext):
     """A local service process: spawn detached, wait for readiness, stop/kill, context manager.
 
     Subclasses set `name`, implement `_command()` and `_probe()`, and may override `_prepare()`.
@@ -218,14 +236,6 @@ class ManagedProcess:
 
     def tail(self, lines: int = 30) -> str:
         return log_tail(self.log_path, lines)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.url!r}, pid={self.pid}, data_dir={str(self.data_dir)!r})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from stream.config import KEY_PREFIX_CHARS
 from stream.core.keys import CENTER_ID
@@ -60,6 +60,13 @@ def _period_only(key: str, prefix: str) -> str | None:
     return pk if is_period_key(pk) else None
 
 
+def _id_only(key: str, prefix: str) -> str | None:
+    """`{prefix}{id}` -> id; None when the key has another prefix or an empty id."""
+    if not key.startswith(prefix) or len(key) == len(prefix):
+        return None
+    return key[len(prefix) :]
+
+
 def period_key_of(key: str) -> str | None:
     """The day or month period key a `kpi:` key ends with (None for rolling and period-less keys)."""
     m = _PERIOD_SUFFIX.search(key)
@@ -105,54 +112,44 @@ class QueueKey:
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class CenterKey:
-    """`kpi:center:{period_key}`: hash of the centre's KPIs and counts."""
+class _PeriodOnlyKey:
+    """`{PREFIX}{period_key}`: a key of one period and nothing else (the subclasses set PREFIX, SCAN)."""
 
     period_key: str
+    PREFIX: ClassVar[str]
+    SCAN: ClassVar[str]
+
+    def encode(self) -> str:
+        return f"{self.PREFIX}{_check_period(self.period_key)}"
+
+    @classmethod
+    def decode(cls, key: str) -> Self | None:
+        pk = _period_only(key, cls.PREFIX)
+        return None if pk is None else cls(pk)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CenterKey(_PeriodOnlyKey):
+    """`kpi:center:{period_key}`: hash of the centre's KPIs and counts."""
+
     PREFIX: ClassVar[str] = "kpi:center:"
     SCAN: ClassVar[str] = "kpi:center:*"
 
-    def encode(self) -> str:
-        return f"{self.PREFIX}{_check_period(self.period_key)}"
-
-    @classmethod
-    def decode(cls, key: str) -> CenterKey | None:
-        pk = _period_only(key, cls.PREFIX)
-        return None if pk is None else cls(pk)
-
 
 @dataclass(frozen=True, slots=True, order=True)
-class LeaderboardKey:
+class LeaderboardKey(_PeriodOnlyKey):
     """`kpi:leaderboard:{period_key}`: sorted set, operator_id scored by F."""
 
-    period_key: str
     PREFIX: ClassVar[str] = "kpi:leaderboard:"
     SCAN: ClassVar[str] = "kpi:leaderboard:*"
 
-    def encode(self) -> str:
-        return f"{self.PREFIX}{_check_period(self.period_key)}"
-
-    @classmethod
-    def decode(cls, key: str) -> LeaderboardKey | None:
-        pk = _period_only(key, cls.PREFIX)
-        return None if pk is None else cls(pk)
-
 
 @dataclass(frozen=True, slots=True, order=True)
-class ScorecardKey:
+class ScorecardKey(_PeriodOnlyKey):
     """`kpi:scorecard:{period_key}`: hash of the balanced scorecard (`dimension.figure` fields)."""
 
-    period_key: str
     PREFIX: ClassVar[str] = "kpi:scorecard:"
     SCAN: ClassVar[str] = "kpi:scorecard:*"
-
-    def encode(self) -> str:
-        return f"{self.PREFIX}{_check_period(self.period_key)}"
-
-    @classmethod
-    def decode(cls, key: str) -> ScorecardKey | None:
-        pk = _period_only(key, cls.PREFIX)
-        return None if pk is None else cls(pk)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -168,9 +165,8 @@ class LiveQueueKey:
 
     @classmethod
     def decode(cls, key: str) -> LiveQueueKey | None:
-        if not key.startswith(cls.PREFIX) or len(key) == len(cls.PREFIX):
-            return None
-        return cls(key[len(cls.PREFIX) :])
+        sid = _id_only(key, cls.PREFIX)
+        return None if sid is None else cls(sid)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -188,9 +184,8 @@ class WriterKey:
 
     @classmethod
     def decode(cls, key: str) -> WriterKey | None:
-        if not key.startswith(cls.PREFIX) or len(key) == len(cls.PREFIX):
-            return None
-        return cls(key[len(cls.PREFIX) :])
+        sid = _id_only(key, cls.PREFIX)
+        return None if sid is None else cls(sid)
 
 
 RedisKey = OperatorKey | QueueKey | CenterKey | LeaderboardKey | ScorecardKey | LiveQueueKey | WriterKey

@@ -33,6 +33,7 @@ from support_faults import (
     redis_url_of,
     report_json,
     restart_redis_empty,
+    running_fleet,
     shape_of_report,
     write_jsonl,
 )
@@ -50,13 +51,8 @@ def seed() -> int:
 
 @pytest.fixture()
 def fleet(kafka_broker: Any, redis_server: Any, worker_env: Any, tmp_path: Path) -> Iterator[Fleet]:
-    url = redis_url_of(redis_server, REDIS_DB)
-    redis_client(url).flushdb()
-    f = Fleet(tmp_path, worker_env, kafka_broker.url, url)
-    try:
+    with running_fleet(kafka_broker, redis_server, worker_env, tmp_path, REDIS_DB) as f:
         yield f
-    finally:
-        f.stop_all()
 
 
 def report_shape(fleet: Fleet, name: str, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from support_faults import (
     month_boundary,
     periods_summary,
     redis_client,
-    redis_url_of,
     report_json,
+    running_fleet,
     shape_of_redis,
     shape_of_report,
     share_sums,
@@ -47,13 +47,8 @@ def seed() -> int:
 
 @pytest.fixture()
 def fleet(kafka_broker: Any, redis_server: Any, worker_env: Any, tmp_path: Path) -> Iterator[Fleet]:
-    url = redis_url_of(redis_server, REDIS_DB)
-    redis_client(url).flushdb()
-    f = Fleet(tmp_path, worker_env, kafka_broker.url, url)
-    try:
+    with running_fleet(kafka_broker, redis_server, worker_env, tmp_path, REDIS_DB) as f:
         yield f
-    finally:
-        f.stop_all()
 
 
 def rate_for(path: Path) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka.admin import NewPartitions
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from tests_support import kpistream, send_events
+from tests_support import kpistream, send_events, wait_for_center_counts
 
 from stream.config import load_settings
 from stream.kafka_clients import admin as admin_client
@@ -130,14 +130,7 @@ def test_a_worker_in_check_mode_runs_on_topics_made_by_create(
     ]
     asyncio.run(send_events(env, events))
     expected = {"offered": 1, "answered": 1, "sl_answered": 1}
-    center: dict[str, int] = {}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        periods = worker.get_json("/api/v1/periods")["periods"]
-        center = periods.get("day:2026-01-15", {}).get("center", {}).get("counts", {})
-        if all(center.get(k) == v for k, v in expected.items()):
-            break
-        time.sleep(0.5)
+    center = wait_for_center_counts(worker, "day:2026-01-15", expected)
     assert all(center.get(k) == v for k, v in expected.items()), center
     assert "Topic creation disabled" not in worker.log_tail(200_000)
     after = kpistream("topics", "check", env=env)  # the worker created nothing and changed nothing

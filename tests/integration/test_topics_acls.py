@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from tests_support import kpistream
+from tests_support import kpistream, wait_for_center_counts
 
 from stream.devenv.kafka import KafkaBroker, kafka_available, libs_dir
 from stream.devenv.process import free_port
@@ -174,14 +174,7 @@ def test_a_worker_in_check_mode_needs_only_the_planned_acls(
             send_as_admin(broker.admin_bootstrap, env["KPISTREAM_TOPIC_PREFIX"] + "events.telephony", events)
         )
         expected = {"offered": 1, "answered": 1, "sl_answered": 1}
-        center: dict[str, int] = {}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            periods = worker.get_json("/api/v1/periods")["periods"]
-            center = periods.get("day:2026-01-15", {}).get("center", {}).get("counts", {})
-            if all(center.get(k) == v for k, v in expected.items()):
-                break
-            time.sleep(0.5)
+        center = wait_for_center_counts(worker, "day:2026-01-15", expected)
         assert all(center.get(k) == v for k, v in expected.items()), (center, worker.log_tail(3000))
         # The score topics' (idempotent) producer wrote too.
         scores = env["KPISTREAM_TOPIC_PREFIX"] + "kpi.operator-scores"
