@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from tests_support import kpistream
+from aiokafka import AIOKafkaConsumer
+from tests_support import kpistream, records_to_end
 
 from stream.core.counts import OPERATOR_COUNT_FIELDS, QUEUE_COUNT_FIELDS
 from stream.core.outputs import decimal_string
@@ -365,31 +365,10 @@ def shape_of_redis(r: redis.Redis, prefix: str = "") -> tuple[Shape, list[str]]:
 
 async def _compacted(bootstrap: str, topic: str, timeout: float) -> dict[bytes, Any]:
     """A topic read from the beginning to its current end: the last value per message key."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await c.start()
-    last: dict[bytes, Any] = {}
-    try:
-        parts: set[int] | None = None
-        for _ in range(20):  # a consumer without subscriptions learns the topic from a metadata fetch
-            parts = (await c._client.fetch_all_metadata()).partitions_for_topic(topic)
-            if parts:
-                break
-            await asyncio.sleep(0.5)
-        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
-        if not tps:
-            raise AssertionError(f"topic {topic} not found on the broker")
-        c.assign(tps)
-        ends = await c.end_offsets(tps)
-        await c.seek_to_beginning(*tps)
-        async with asyncio.timeout(timeout):
-            while [tp for tp in tps if await c.position(tp) < ends[tp]]:
-                for msgs in (await c.getmany(timeout_ms=500, max_records=50_000)).values():
-                    for m in msgs:
-                        if m.offset < ends[TopicPartition(m.topic, m.partition)]:
-                            last[m.key or b""] = None if m.value is None else json.loads(m.value)
-    finally:
-        await c.stop()
-    return last
+    return {
+        m.key or b"": None if m.value is None else json.loads(m.value)
+        for m in await records_to_end(bootstrap, [topic], timeout=timeout)
+    }
 
 
 def shape_of_topics(env: dict[str, str]) -> tuple[Shape, list[str]]:

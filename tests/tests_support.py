@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from stream.core.events import STREAM_OF_TYPE
 from stream.topics import INPUT_TOPICS
@@ -107,3 +108,47 @@ def wait_for_center_counts(
             break
         time.sleep(0.5)
     return center
+
+
+async def records_to_end(
+    bootstrap: str, topics: list[str], *, timeout: float = 60, partitions: dict[str, int] | None = None
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topics` from their beginnings to their ends as of the call (per partition in
+    offset order). `partitions` gives a topic's partition count; otherwise the broker's metadata does.
+
+    Rule: every position is set by `seek` to the partition's beginning offset, and the consumer's
+    reset strategy is `earliest`. aiokafka applies a reset lookup still in flight after a later
+    `seek_to_beginning`: after `assign` with the default `latest`, some partitions were read from
+    their end, i.e. not at all, and records on the topic looked missing (CHANGELOG, issue #12).
+    """
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await c.start()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        tps: list[TopicPartition] = []
+        for topic in topics:
+            counts = None if partitions is None else partitions.get(topic)
+            parts: set[int] | None = set(range(counts)) if counts else None
+            for _ in range(20):  # a consumer without subscriptions learns a topic from a metadata fetch
+                if parts:
+                    break
+                parts = (await c._client.fetch_all_metadata()).partitions_for_topic(topic)
+                if not parts:
+                    await asyncio.sleep(0.5)
+            if not parts:
+                raise AssertionError(f"topic {topic} not found on the broker")
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        c.assign(tps)
+        begins = await c.beginning_offsets(tps)
+        ends = await c.end_offsets(tps)
+        for tp in tps:
+            c.seek(tp, begins[tp])
+        async with asyncio.timeout(timeout):
+            while [tp for tp in tps if await c.position(tp) < ends[tp]]:
+                for msgs in (await c.getmany(timeout_ms=500, max_records=50_000)).values():
+                    out += [m for m in msgs if m.offset < ends[TopicPartition(m.topic, m.partition)]]
+    finally:
+        await c.stop()
+    return out

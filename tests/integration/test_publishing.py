@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import redis
 from support.workers import TestWorker
+from tests_support import records_to_end
 
 from stream.core.outputs import decimal_string
 from stream.devenv.kafka import KafkaBroker
@@ -177,30 +178,13 @@ async def compacted_view(bootstrap: str, topic: str) -> dict[ScoreKey, dict[str,
     That is also all that compaction guarantees to keep, so this is the topic's compacted state.
     Every key must be the record's own `{entity}|{period_key}` (CONTRACT.md section 5).
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await c.start()
     out: dict[ScoreKey, dict[str, Any]] = {}
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
-        if not tps:
-            await c._client.force_metadata_update()
-            tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
-        c.assign(tps)
-        ends = await c.end_offsets(tps)
-        await c.seek_to_beginning(*tps)
-        async with asyncio.timeout(30):
-            while [tp for tp in tps if await c.position(tp) < ends[tp]]:
-                for msgs in (await c.getmany(timeout_ms=500)).values():
-                    for m in msgs:
-                        key = ScoreKey.decode(m.key)
-                        v = json.loads(m.value)
-                        entity = v["operator_id"] if "operator_id" in v else v["queue"]
-                        assert key == ScoreKey(entity, v["period_key"]), (m.key, v)
-                        out[key] = v
-    finally:
-        await c.stop()
+    for m in await records_to_end(bootstrap, [topic], timeout=30):
+        key = ScoreKey.decode(m.key)
+        v = json.loads(m.value)
+        entity = v["operator_id"] if "operator_id" in v else v["queue"]
+        assert key == ScoreKey(entity, v["period_key"]), (m.key, v)
+        out[key] = v
     return out
 
 

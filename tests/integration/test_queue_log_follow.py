@@ -25,8 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from tests_support import REPO, kpistream
+from tests_support import REPO, kpistream, records_to_end
 
 from stream.config import load_settings
 from stream.devenv.process import free_port
@@ -103,25 +102,9 @@ async def read_input_topics(env: dict[str, str]) -> list[dict[str, Any]]:
     settings = load_settings(env=env)
     specs = topic_specs(settings)
     names = [settings.topic(name) for name in INPUT_TOPICS.values()]
-    parts = [TopicPartition(name, p) for name in names for p in range(specs[name].partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in parts])
-
-        while await behind() and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(json.loads(r.value) for r in records)
-        return out
-    finally:
-        await consumer.stop()
+    counts = {name: specs[name].partitions for name in names}
+    records = await records_to_end(settings.bootstrap_servers, names, timeout=30, partitions=counts)
+    return [json.loads(r.value) for r in records]
 
 
 def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
