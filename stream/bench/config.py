@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STEPS: tuple[str, ...] = ("throughput", "latency", "report", "memory", "state_growth")
+STEPS: tuple[str, ...] = ("throughput", "latency", "report", "memory", "state_growth", "scale_out")
 SETTLE_S = 20.0  # Redis unchanged this long after stage 1 consumed all: the run is over
 
 

@@ -1,4 +1,4 @@
-"""Runs the benchmarks: services, then each selected step (throughput, latency, report, memory).
+"""Runs the benchmarks: services, then each selected step (config.STEPS, docs/benchmarks.md).
 
 Every run gets its own topic prefix, consumer group / app id and a flushed Redis, so the runs of one
 bench never see each other's data. See docs/benchmarks.md for what each figure means.
@@ -23,6 +23,7 @@ from stream.bench.machine import machine_info, versions
 from stream.bench.memory import bench_memory
 from stream.bench.progress import BenchError, say
 from stream.bench.report_speed import bench_report
+from stream.bench.scale_out import bench_scale_out
 from stream.bench.services import services
 from stream.bench.state_growth import bench_state_growth
 from stream.bench.throughput import bench_throughput
@@ -38,7 +39,9 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     kafka_version = redis_version = None
     try:
-        need_services = any(x in cfg.only for x in ("throughput", "latency", "memory", "state_growth"))
+        need_services = any(
+            x in cfg.only for x in ("throughput", "latency", "memory", "state_growth", "scale_out")
+        )
         with contextlib.ExitStack() as stack:
             svc = stack.enter_context(services(workdir)) if need_services else None
             if svc is not None:
@@ -57,6 +60,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                 ("report", lambda: bench_report(cfg, workdir)),
                 ("memory", with_services(bench_memory)),
                 ("state_growth", with_services(bench_state_growth)),
+                ("scale_out", with_services(bench_scale_out)),
             ]
             for name, step in steps:
                 if name not in cfg.only:

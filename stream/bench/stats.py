@@ -141,6 +141,13 @@ def ratios(figures: Mapping[str, Any]) -> dict[str, float | None]:
             _get(figures, "state_growth.loaded.events_per_s"),
             _get(figures, "state_growth.fresh.events_per_s"),
         ),
+        # target 6 is measured, not a threshold: None when a run's Redis totals were not exact
+        "scale_out_2_vs_1": None
+        if _get(figures, "scale_out.complete") is not True
+        else ratio(
+            _get(figures, "scale_out.two_workers.events_per_s"),
+            _get(figures, "scale_out.one_worker.events_per_s"),
+        ),
         "loaded_rss_vs_idle_rss": ratio(
             _get(figures, "memory.loaded_rss_mb"), _get(figures, "memory.idle_rss_mb")
         ),
@@ -187,7 +194,7 @@ def render_table(result: Mapping[str, Any]) -> str:
         if _get(f, f"{run}.complete") is False:
             note = (
                 "INCOMPLETE: Redis totals differ from the Engine's"
-                if run.startswith("throughput")
+                if run.startswith(("throughput", "scale_out"))
                 else ("INCOMPLETE: time cap hit")
             )
         if _get(f, f"{run}.skipped"):
@@ -208,6 +215,10 @@ def render_table(result: Mapping[str, Any]) -> str:
     add("worker RSS, 5,000 ops x 40 days", "memory.loaded_rss_mb", " MB")
     add("small centre on a fresh worker", "state_growth.fresh.events_per_s", " ev/s", "baseline")
     add("small centre, 5,000 ops x 40 days held", "state_growth.loaded.events_per_s", " ev/s")
+    cpus = _get(f, "scale_out.cpus")
+    on = f"measured on {cpus} CPUs" if cpus else "measured"
+    add("scale-out, 1 worker", "scale_out.one_worker.events_per_s", " ev/s", f"baseline, {on}")
+    add("scale-out, 2 workers, one group", "scale_out.two_workers.events_per_s", " ev/s", on)
     width = max(len(a) for a, _, _ in rows)
     lines = [f"{'figure':<{width}}  {'value':>16}  note", "-" * (width + 26)]
     lines += [f"{a:<{width}}  {b:>16}  {c}" for a, b, c in rows]

@@ -16,14 +16,19 @@ from stream.devtools.worker_process import WorkerProcess, env_without_kpistream
 class BenchWorker(WorkerProcess):
     """A worker on the bench's services, logging warnings only; reads its event count and RSS."""
 
-    def __init__(self, svc: Services, prefix: str, workdir: Path, partitions: int, **extra_env: str) -> None:
+    def __init__(
+        self, svc: Services, prefix: str, workdir: Path, partitions: int, member: str = "", **extra_env: str
+    ) -> None:
+        """`member` tells apart the workers of one group (same app id and topics): their own data dir,
+        log and web port."""
         name = prefix.rstrip("-")
+        own = f"{name}{member}"
         env = env_without_kpistream()
         env.update(svc.worker_env())
         env.update(
             KPISTREAM_REDIS_URL=svc.redis_url,
             KPISTREAM_WEB_PORT=str(free_port()),
-            KPISTREAM_DATA_DIR=str(workdir / f"data-{name}"),
+            KPISTREAM_DATA_DIR=str(workdir / f"data-{own}"),
             KPISTREAM_APP_ID=f"bench-{name}",
             KPISTREAM_TOPIC_PREFIX=prefix,
             KPISTREAM_PARTITIONS=str(partitions),
@@ -34,9 +39,7 @@ class BenchWorker(WorkerProcess):
         src = os.environ.get("KPISTREAM_BENCH_WORKER_SRC")
         if src:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
-        super().__init__(
-            env, workdir / f"worker-{name}.log", cwd=workdir, cli_args=("--log-level", "WARNING")
-        )
+        super().__init__(env, workdir / f"worker-{own}.log", cwd=workdir, cli_args=("--log-level", "WARNING"))
 
     def events_total(self) -> float | None:
         """Sum of `callcenter_events_total` (valid input events consumed by stage 1); None if unreachable."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from stream.commands.dev_only import require_dev_packages
 from stream.errors import KpiStreamError
 
-STEPS = ("throughput", "latency", "report", "memory", "state_growth")
+STEPS = ("throughput", "latency", "report", "memory", "state_growth", "scale_out")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
