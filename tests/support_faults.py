@@ -244,11 +244,17 @@ def running_fleet(
 
 
 def restart_redis_empty(server: Any) -> None:
-    """Stop a RedisServer, remove its data (AOF, snapshot), start it again on the same port."""
+    """Stop a RedisServer, remove its data (AOF, snapshot), start it again on the same port.
+
+    It starts empty because nothing of its data is left; asking it afterwards is no proof, as the
+    worker may already have rewritten everything by the time the question arrives.
+    """
     server.stop()
     for p in Path(server.data_dir).iterdir():
         if p.name.startswith(("appendonly", "dump")) or p.suffix in (".aof", ".rdb"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
+    left = [p.name for p in Path(server.data_dir).iterdir() if p.suffix != ".log"]
+    assert not left, f"Redis data left before the restart: {left}"
     server.start(timeout=30)
 
 

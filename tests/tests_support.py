@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +80,32 @@ async def read_topic(
     return out
 
 
+def periods_now(worker: Any) -> dict[str, Any] | None:
+    """The worker's `/api/v1/periods`, or None while it cannot answer (a 503 while it rebalances or
+    recovers, which Faust may do twice when a member joins; a refused or timed-out connection).
+
+    Rule: a wait polls through None; only the last periods it read are asserted on.
+    """
+    try:
+        return dict(worker.get_json("/api/v1/periods")["periods"])
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            raise
+    except OSError:  # URLError, refused, reset, timeout
+        pass
+    return None
+
+
 def wait_for_periods(worker: Any, expected: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
     """Poll the worker's period API until its day/month periods equal `expected` (or time out)."""
     deadline = time.monotonic() + timeout
     got: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        body = worker.get_json("/api/v1/periods")
-        got = {k: v for k, v in body["periods"].items() if k != "rolling"}
-        if got == expected:
-            return got
+        periods = periods_now(worker)
+        if periods is not None:
+            got = {k: v for k, v in periods.items() if k != "rolling"}
+            if got == expected:
+                return got
         time.sleep(1.0)
     return got
 
@@ -102,10 +120,11 @@ def wait_for_center_counts(
     center: dict[str, int] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        periods = worker.get_json("/api/v1/periods")["periods"]
-        center = periods.get(period_key, {}).get("center", {}).get("counts", {})
-        if all(center.get(k) == v for k, v in expected.items()):
-            break
+        periods = periods_now(worker)
+        if periods is not None:
+            center = periods.get(period_key, {}).get("center", {}).get("counts", {})
+            if all(center.get(k) == v for k, v in expected.items()):
+                break
         time.sleep(0.5)
     return center
 

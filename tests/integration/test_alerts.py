@@ -52,9 +52,9 @@ def test_car_burst_fires_once_and_resolves_once(
     phase1 = [e for i in range(19) for e in call(i, "hot", "abandoned" if i < 10 else "answered")]
     phase1 += [e for i in range(5) for e in call(i, "quiet", "abandoned")]
     asyncio.run(send_events(env, phase1))
-    wait_for(lambda: r.hget("kpi:queue:hot:rolling", "offered") == "19")
+    assert wait_for(lambda: r.hget("kpi:queue:hot:rolling", "offered") == "19"), worker.log_tail()
     time.sleep(2)
-    early = asyncio.run(read_topic(env, "kpi.alerts", want=2, timeout=5))
+    early = asyncio.run(read_topic(env, "kpi.alerts", want=2, timeout=30))
     # The centre sees all 24 calls (15 abandoned) and rightly fires; no queue has 20 calls yet.
     assert [m for m in early if m["scope"] == "queue"] == []
     assert {(m["kpi"], m["status"]) for m in early} == {("car", "firing"), ("lcr", "firing")}
@@ -68,8 +68,8 @@ def test_car_burst_fires_once_and_resolves_once(
     assert firing["value"] == 0.55 and firing["threshold"] == 0.05
     active = wait_for(lambda: r.hget("kpi:alerts:active", firing["alert_id"]))
     assert json.loads(active)["status"] == "firing"
-    metrics = worker.get_text("/metrics")
-    assert 'callcenter_alert_active{kpi="car",queue="hot",scope="queue"} 1.0' in metrics
+    firing_gauge = 'callcenter_alert_active{kpi="car",queue="hot",scope="queue"} 1.0'
+    assert wait_for(lambda: firing_gauge in worker.get_text("/metrics"), 30)
 
     # 200 answered calls: 11 / 220 = 5 %, back at the threshold: resolved exactly once.
     asyncio.run(send_events(env, [e for i in range(20, 220) for e in call(i, "hot", "answered")]))
@@ -80,4 +80,5 @@ def test_car_burst_fires_once_and_resolves_once(
             break
     assert car_alerts(messages, "hot") == ["firing", "resolved"]
     assert wait_for(lambda: not r.hexists("kpi:alerts:active", firing["alert_id"]))
-    assert 'callcenter_alert_active{kpi="car",queue="hot",scope="queue"} 0.0' in worker.get_text("/metrics")
+    resolved_gauge = 'callcenter_alert_active{kpi="car",queue="hot",scope="queue"} 0.0'
+    assert wait_for(lambda: resolved_gauge in worker.get_text("/metrics"), 30)

@@ -37,6 +37,7 @@ from support_faults import (
     shape_of_report,
     write_jsonl,
 )
+from tests_support import periods_now
 
 from stream.core.timefmt import format_ts
 from stream.devenv.redis import RedisServer
@@ -127,7 +128,7 @@ def fate_of_epoch_event(w: Any, event_id: str, timeout: float = 20) -> str:
     """Whether the worker took the 1970 event (a 1970 period in its API) or dead-lettered it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any("1970" in pk for pk in w.get_json("/api/v1/periods")["periods"]):
+        if any("1970" in pk for pk in periods_now(w) or {}):
             return "accepted (a 1970 period in /api/v1/periods)"
         letter = dead_letter_reasons(w.env, {event_id}, timeout=1)
         if letter:
@@ -154,10 +155,11 @@ def test_future_event_is_a_dead_letter_and_an_epoch_event_leaves_no_trace(fleet:
     Producer(w.env, write_jsonl(fleet.tmp / "epoch.jsonl", [epoch])).wait()
     epoch_fate = fate_of_epoch_event(w, epoch["event_id"])
     Producer(w.env, write_jsonl(fleet.tmp / "rest.jsonl", rest)).wait()
-    letters = dead_letter_reasons(w.env, {future["event_id"]}, timeout=30)
-    context += f"; the 1970 event: {epoch_fate}; 2099 dead letter: {letters or 'none'}\n{moved}"
+    context += f"; the 1970 event: {epoch_fate}\n{moved}"
     converge(want, w.env, redis_client(fleet.redis_url), [w], context=context, fleet=fleet)
-    assert letters == {future["event_id"]: "future"}, context
+    # Read after the worker converged: it has consumed the 2099 event by then.
+    letters = dead_letter_reasons(w.env, {future["event_id"]}, timeout=30)
+    assert letters == {future["event_id"]: "future"}, f"{context}; 2099 dead letter: {letters or 'none'}"
     assert not moved, moved
 
 
@@ -221,7 +223,6 @@ def test_redis_flushed_or_restarted_empty_comes_back_without_new_events(
         flushed = converge(want, w.env, r, [w], topics=False, timeout=90, fail=False)
         restart_redis_empty(own_redis)
         r = redis_client(fleet.redis_url)
-        assert r.dbsize() == 0
         restarted = converge(want, w.env, r, [w], timeout=90, fail=False)
         if not (flushed.ok and restarted.ok):
             pytest.fail(

@@ -106,15 +106,20 @@ def report_of(path: Path, env: dict[str, str], strategy: str) -> dict[str, Any]:
     return dict(json.loads(r.stdout)["periods"])
 
 
-async def count_messages(env: dict[str, str], topic: str) -> int:
-    """Messages of a topic, read by a consumer built from the same security settings."""
+async def count_messages(env: dict[str, str], topic: str, timeout: float = 30.0) -> int:
+    """Messages of a topic read within `timeout` (until the first arrive), by a consumer built from
+    the same security settings (the sink may still be writing when the periods already agree)."""
     consumer = kafka_clients.consumer(
         load_settings(env=env), topic, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     try:
-        batch = await consumer.getmany(timeout_ms=5000)
-        return sum(len(v) for v in batch.values())
+        n = 0
+        deadline = time.monotonic() + timeout
+        while n == 0 and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            n += sum(len(v) for v in batch.values())
+        return n
     finally:
         await consumer.stop()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from tests_support import kpistream, read_topic, wait_for_periods
+from tests_support import kpistream, read_topic, wait_for_center_counts, wait_for_periods
 
 from stream.simulator import SimConfig, generate, iter_jsonl
 
@@ -76,14 +76,7 @@ def _dead_letter_roundtrip(worker_env: Any, start_worker: Any, broker_url: str) 
         assert d["raw"] and d["ts"].endswith("Z")
     # The worker is still running and still counts: the valid call after the bad ones is there.
     expected_center = {"offered": 1, "answered": 1, "sl_answered": 1}
-    deadline = time.monotonic() + 60
-    center: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        periods = worker.get_json("/api/v1/periods")["periods"]
-        center = periods.get("day:2026-01-15", {}).get("center", {}).get("counts", {})
-        if all(center.get(k) == v for k, v in expected_center.items()):
-            break
-        time.sleep(0.5)
+    center = wait_for_center_counts(worker, "day:2026-01-15", expected_center)
     assert all(center.get(k) == v for k, v in expected_center.items()), center
     assert worker.alive()
     metrics = worker.get_text("/metrics")

@@ -64,6 +64,7 @@ def test_a_worker_writes_through_an_acl_user_over_tls(
         converge(want, w.env, server.client(), [w], topics=False, context=context, fleet=fleet)
 
         # The wallboard API and the readiness probe read through the same user and TLS.
+        w.wait_ready(60)  # ready: its Redis check included (polled; a rebalance may answer 503 once)
         assert w.get_json("/readyz")["checks"]["redis"]["ok"], w.log_tail()
         queues = w.get_json("/api/v1/queues")
         assert queues["center"]["periods"]["day"] is not None, queues
