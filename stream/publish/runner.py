@@ -29,10 +29,12 @@ class SinkRunner:
     that failed or was dropped are carried into the next batch written, so a compacted topic still
     gets its tombstones.
 
-    The task never ends but by cancellation: a write that hangs past `write_timeout_s` counts as a
-    failed write (the sink is closed, so its client reconnects), and an error while building a
-    batch is logged and retried. A sink task that died silently once left the score topics empty
-    while Redis and the API were right (CHANGELOG).
+    The task never ends but by cancellation: a write that hangs past its budget counts as a failed
+    write (the sink is closed, so its client reconnects), and an error while building a batch is
+    logged and retried. The budget is `write_timeout_s` plus one second per
+    `min_records_per_s` records: a complete write of a large centre is slow, not hung, and a flat
+    limit it cannot meet resent it in full forever. A sink task that died silently once left the
+    score topics empty while Redis and the API were right (CHANGELOG).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class SinkRunner:
         sleep: Sleep,
         check_every_s: float = 5.0,
         write_timeout_s: float = 60.0,
+        min_records_per_s: float = 1_000.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sink = sink
@@ -59,6 +62,7 @@ class SinkRunner:
         self.sleep = sleep
         self.check_every_s = check_every_s
         self.write_timeout_s = write_timeout_s
+        self.min_records_per_s = min_records_per_s
         self.monotonic = monotonic
         self._checked_at = monotonic()
         self.errors = 0
@@ -170,15 +174,22 @@ class SinkRunner:
                 log.info("sink %s recovered: wrote the complete state", self.sink.name)
             delay = self.backoff_initial_s
 
+    def write_budget_s(self, batch: Batch) -> float:
+        """How long a write of `batch` may take before it counts as hung."""
+        return self.write_timeout_s + len(batch) / self.min_records_per_s
+
     async def _write(self, batch: Batch) -> None:
         """`sink.write`, bounded: a hung write is closed (its client reconnects) and raised as a failure."""
+        budget = self.write_budget_s(batch)
         try:
-            async with asyncio.timeout(self.write_timeout_s):  # no task: a quick write never yields
+            async with asyncio.timeout(budget):  # no task: a quick write never yields
                 await self.sink.write(batch)
         except TimeoutError:
             with contextlib.suppress(Exception):
                 await self.sink.close()
-            raise TimeoutError(f"write took over {self.write_timeout_s:.0f}s: closed, resending") from None
+            raise TimeoutError(
+                f"write of {len(batch)} records took over {budget:.0f}s: closed, resending"
+            ) from None
 
     async def idle(self) -> None:
         """Wait until everything offered so far is written (tests, shutdown); not while failing."""

@@ -1,0 +1,270 @@
+"""Where a loaded worker's memory goes: tracemalloc snapshots of a real worker, by owner.
+
+`python -m stream.bench.memory_profile` runs the memory step's workload (operators x days, one
+disposition per operator and day) through a worker twice on a private Kafka and Redis: once plain,
+for its RSS, and once under tracemalloc, for what Python allocated and where. It prints, and writes
+as JSON with `-o`, the traced growth from idle to loaded by owner (the innermost frame of
+kpistream's own code that asked for the memory, else the library whose code did), so "the rest"
+of the RSS is a measurement: RSS growth minus traced growth is what Python's allocator holds but
+no live object uses (fragmentation, freed arenas not returned), plus non-Python allocations.
+
+The tracing is switched on inside the worker by a `sitecustomize` module put first on its
+PYTHONPATH (no product code knows of it); a thread there writes a snapshot when asked by a file.
+Tracing costs CPU (several times slower) and memory of its own, so the traced run's RSS is not a
+figure; the plain run's is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import sysconfig
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from stream.bench.config import SETTLE_S
+from stream.bench.expected import expected_redis, redis_check
+from stream.bench.progress import say
+from stream.bench.services import Services, flush_redis, services
+from stream.bench.worker import BenchWorker
+from stream.bench.workload import memory_events, produce_sync, to_message
+
+# Runs in the worker's interpreter at start-up (as `sitecustomize`): tracing from the first import.
+HOOK = """
+import os, pickle, threading, time, tracemalloc
+
+_dir = os.environ.get("KPISTREAM_BENCH_TRACEMALLOC_DIR")
+if _dir:
+    tracemalloc.start(int(os.environ.get("KPISTREAM_BENCH_TRACEMALLOC_FRAMES", "25")))
+
+    def _serve():
+        while True:
+            time.sleep(0.5)
+            for name in os.listdir(_dir):
+                if name.endswith(".request"):
+                    label = name[: -len(".request")]
+                    peak = tracemalloc.get_traced_memory()[1]  # before the snapshot's own copies
+                    snap = tracemalloc.take_snapshot()
+                    with open(os.path.join(_dir, label + ".peak"), "w") as f:
+                        f.write(str(peak))
+                    path = os.path.join(_dir, label + ".snapshot")
+                    with open(path + ".tmp", "wb") as f:
+                        pickle.dump(snap, f, pickle.HIGHEST_PROTOCOL)
+                    os.replace(path + ".tmp", path)
+                    os.remove(os.path.join(_dir, name))
+                    tracemalloc.reset_peak()
+
+    threading.Thread(target=_serve, name="tracemalloc-dump", daemon=True).start()
+"""
+
+# Where a path belongs: kpistream's packages by their path, libraries by their top-level name.
+PROJECT_PARTS = ("/stream/", "/agents/", "/schemas/")
+STDLIB = sysconfig.get_paths()["stdlib"] + "/"
+
+
+def owner_of(tb: tracemalloc.Traceback) -> tuple[str, str]:
+    """(kpistream's innermost `file:line` that allocated, or "-") and the library of the innermost frame."""
+    innermost = tb[-1].filename if len(tb) else "?"
+    lib = library_of(innermost)
+    for frame in reversed(tb):
+        for part in PROJECT_PARTS:
+            i = frame.filename.rfind(part)
+            if i >= 0 and "/site-packages/" not in frame.filename:
+                return f"{frame.filename[i + 1 :]}:{frame.lineno}", lib
+    return "-", lib
+
+
+def library_of(path: str) -> str:
+    for part in PROJECT_PARTS:
+        if part in path and "/site-packages/" not in path:
+            return "kpistream"
+    if "/site-packages/" in path:
+        return path.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if path.startswith("<"):
+        return path
+    if path.startswith(STDLIB):
+        return "python stdlib"
+    return "other"
+
+
+def growth_by_owner(idle: tracemalloc.Snapshot, loaded: tracemalloc.Snapshot, top: int) -> dict[str, Any]:
+    """Traced bytes of the loaded snapshot minus the idle one, by kpistream line and by library."""
+
+    def totals(snap: tracemalloc.Snapshot) -> tuple[Counter[str], Counter[str], int]:
+        by_line: Counter[str] = Counter()
+        by_lib: Counter[str] = Counter()
+        for stat in snap.statistics("traceback"):
+            line, lib = owner_of(stat.traceback)
+            by_line[line] += stat.size
+            by_lib[lib] += stat.size
+        return by_line, by_lib, sum(by_lib.values())
+
+    line0, lib0, total0 = totals(idle)
+    line1, lib1, total1 = totals(loaded)
+    by_line = Counter({k: line1[k] - line0.get(k, 0) for k in line1})
+    by_lib = Counter({k: lib1[k] - lib0.get(k, 0) for k in lib1})
+    mb = 2**20
+    return {
+        "traced_idle_mb": round(total0 / mb, 1),
+        "traced_loaded_mb": round(total1 / mb, 1),
+        "traced_growth_mb": round((total1 - total0) / mb, 1),
+        "growth_by_library_mb": {k: round(v / mb, 2) for k, v in by_lib.most_common() if abs(v) >= mb / 100},
+        "growth_by_kpistream_line_mb": {k: round(v / mb, 2) for k, v in by_line.most_common(top)},
+    }
+
+
+def load_and_wait(
+    w: BenchWorker, svc: Services, messages: list[Any], expected: dict[str, dict[str, int]], timeout_s: float
+) -> dict[str, Any]:
+    """Produce the events, wait until the centre's hashes are exact and stage 1 counted them all,
+    then until the worker's CPU is quiet (the publisher's complete writes and sweeps are done).
+
+    `/metrics` is read only once Redis is exact: the page grows with every operator and period,
+    and under tracemalloc rendering it every few seconds starved the worker. At the time limit the
+    run is reported incomplete (with what was consumed) rather than lost."""
+    import psutil
+    import redis
+
+    rc = redis.Redis.from_url(svc.redis_url)
+    t0 = time.time()
+    produce_sync(svc.kafka, w.env["KPISTREAM_TOPIC_PREFIX"], messages)
+    deadline, consumed, complete = time.monotonic() + timeout_s, None, True
+    while True:
+        w.check_alive()
+        missing, _ = redis_check(rc, expected, 1)
+        if not missing:
+            consumed = w.events_total() or consumed
+            if consumed is not None and consumed >= len(messages):
+                break
+        if time.monotonic() > deadline:
+            consumed = w.events_total() or consumed
+            say(f"INCOMPLETE: not done in {timeout_s:.0f} s: {consumed} consumed, {missing}")
+            complete = False
+            break
+        time.sleep(1.0)
+    took = time.time() - t0
+    proc, quiet = psutil.Process(w.pid), 0
+    for _ in range(int(SETTLE_S) * 3 if complete else 0):
+        quiet = quiet + 1 if proc.cpu_percent(interval=1.0) < 10.0 else 0
+        if quiet >= 3:
+            break
+    rc.close()
+    return {"seconds": round(took, 1), "events_consumed": consumed, "complete": complete}
+
+
+def snapshot(w: BenchWorker, trace_dir: Path, label: str, timeout_s: float = 600.0) -> tracemalloc.Snapshot:
+    """Ask the worker's dump thread for a snapshot and read it."""
+    (trace_dir / f"{label}.request").touch()
+    path = trace_dir / f"{label}.snapshot"
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        w.check_alive()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {label} snapshot in {timeout_s:.0f} s")
+        time.sleep(0.5)
+    with path.open("rb") as f:
+        snap: tracemalloc.Snapshot = pickle.load(f)
+    return snap
+
+
+def run(
+    operators: int, days: int, frames: int, top: int, timeout_s: float, env: dict[str, str], trace: bool
+) -> dict[str, Any]:
+    events = memory_events(operators, days, 1)
+    messages = [to_message(e) for e in events]
+    expected = expected_redis(events, scopes=("center",))
+    out: dict[str, Any] = {
+        "operators": operators,
+        "days": days,
+        "events": len(events),
+        "frames": frames,
+        "env": env,
+    }
+    with tempfile.TemporaryDirectory(prefix="kpistream-memprof-") as tmp, services(Path(tmp)) as svc:
+        work = Path(tmp)
+        hook_dir = work / "hook"
+        hook_dir.mkdir()
+        (hook_dir / "sitecustomize.py").write_text(HOOK)
+        for traced in (False, True) if trace else (False,):
+            name = "traced" if traced else "plain"
+            flush_redis(svc.redis_url)
+            run_env = {"KPISTREAM_FLUSH_INTERVAL_S": "10", **env}
+            trace_dir = work / f"trace-{name}"
+            if traced:
+                trace_dir.mkdir()
+                run_env.update(
+                    PYTHONPATH=str(hook_dir),
+                    KPISTREAM_BENCH_TRACEMALLOC_DIR=str(trace_dir),
+                    KPISTREAM_BENCH_TRACEMALLOC_FRAMES=str(frames),
+                )
+            w = BenchWorker(svc, f"mp{name}-", work, 4, **run_env).spawn()
+            try:
+                w.wait_ready(300)
+                time.sleep(3.0)
+                idle_rss = w.rss_mb()
+                idle = snapshot(w, trace_dir, "idle") if traced else None
+                say(f"{name}: idle RSS {idle_rss:.1f} MB; producing {len(messages)} events")
+                loading = load_and_wait(w, svc, messages, expected, timeout_s)
+                loaded_rss = w.rss_mb()
+                say(f"{name}: loaded RSS {loaded_rss:.1f} MB after {loading['seconds']:.0f} s")
+                run_out: dict[str, Any] = {
+                    "idle_rss_mb": round(idle_rss, 1),
+                    "loaded_rss_mb": round(loaded_rss, 1),
+                    **loading,
+                }
+                if idle is not None:
+                    run_out.update(growth_by_owner(idle, snapshot(w, trace_dir, "loaded"), top))
+                    # the most Python held at once between the two snapshots (reset at the idle one)
+                    peak = int((trace_dir / "loaded.peak").read_text())
+                    run_out["traced_peak_mb"] = round(peak / 2**20, 1)
+                out[name] = run_out
+            finally:
+                w.stop()
+    plain = out["plain"]
+    rss_growth = plain["loaded_rss_mb"] - plain["idle_rss_mb"]
+    out["plain_rss_growth_mb"] = round(rss_growth, 1)
+    if not trace:
+        return out
+    traced_run = out["traced"]
+    # Only a like-for-like pair (both runs held every event) says what the traced growth leaves out.
+    both = plain["complete"] and traced_run["complete"]
+    out["untraced_rest_mb"] = round(rss_growth - traced_run["traced_growth_mb"], 1) if both else None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m stream.bench.memory_profile", description=__doc__)
+    p.add_argument("--operators", type=int, default=1_000)
+    p.add_argument("--days", type=int, default=40)
+    p.add_argument("--frames", type=int, default=25, help="traceback depth kept by tracemalloc")
+    p.add_argument("--top", type=int, default=30, help="kpistream lines listed")
+    p.add_argument("--timeout", type=float, default=1_800.0, help="seconds for each run's events")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="worker env, e.g. MALLOC_ARENA_MAX=2",
+    )
+    p.add_argument(
+        "--no-trace", action="store_true", help="the plain run only (its RSS, e.g. to compare --env)"
+    )
+    p.add_argument("-o", "--output", type=Path, help="also write the result here (JSON)")
+    args = p.parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.env)
+    result = run(args.operators, args.days, args.frames, args.top, args.timeout, env, not args.no_trace)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
