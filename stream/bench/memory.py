@@ -15,7 +15,6 @@ from stream.bench.workload import memory_events, produce_sync, to_message
 
 
 def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -> dict[str, Any]:
-    import psutil
     import redis
 
     events = memory_events(cfg.mem_operators, cfg.mem_days, cfg.mem_per_op_day)
@@ -35,7 +34,6 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         say(f"  idle worker RSS {idle:.1f} MB; producing")
         t0 = time.time()
         produce_sync(svc.kafka, prefix, messages)
-        proc = psutil.Process(w.pid)
         peak = idle
         deadline = time.monotonic() + cfg.mem_timeout_s
         digest, changed_at, next_metrics = None, time.time(), 0.0
@@ -62,14 +60,9 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
                 break
             time.sleep(1.0)
         consumed_s = time.time() - t0
-        # settle: the publisher's complete writes and the entity sweeps are done when CPU is quiet
-        quiet = 0
-        for _ in range(30 if complete else 0):
-            cpu = proc.cpu_percent(interval=1.0)
-            peak = max(peak, w.rss_mb())
-            quiet = quiet + 1 if cpu < 10.0 else 0
-            if quiet >= 3:
-                break
+        rss_seen = [peak]
+        w.wait_quiet(30 if complete else 0, lambda: rss_seen.append(w.rss_mb()))
+        peak = max(rss_seen)
         loaded = w.rss_mb()
     rc.close()
     out = {

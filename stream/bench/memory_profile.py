@@ -68,22 +68,30 @@ PROJECT_PARTS = ("/stream/", "/agents/", "/schemas/")
 STDLIB = sysconfig.get_paths()["stdlib"] + "/"
 
 
+def project_path(path: str) -> str | None:
+    """`stream/...`, `agents/...` or `schemas/...` for a file of kpistream's source, else None."""
+    if "/site-packages/" in path:  # an installed package with a `stream/` directory is not ours
+        return None
+    for part in PROJECT_PARTS:
+        i = path.rfind(part)
+        if i >= 0:
+            return path[i + 1 :]
+    return None
+
+
 def owner_of(tb: tracemalloc.Traceback) -> tuple[str, str]:
     """(kpistream's innermost `file:line` that allocated, or "-") and the library of the innermost frame."""
-    innermost = tb[-1].filename if len(tb) else "?"
-    lib = library_of(innermost)
+    lib = library_of(tb[-1].filename if len(tb) else "?")
     for frame in reversed(tb):
-        for part in PROJECT_PARTS:
-            i = frame.filename.rfind(part)
-            if i >= 0 and "/site-packages/" not in frame.filename:
-                return f"{frame.filename[i + 1 :]}:{frame.lineno}", lib
+        own = project_path(frame.filename)
+        if own is not None:
+            return f"{own}:{frame.lineno}", lib
     return "-", lib
 
 
 def library_of(path: str) -> str:
-    for part in PROJECT_PARTS:
-        if part in path and "/site-packages/" not in path:
-            return "kpistream"
+    if project_path(path) is not None:
+        return "kpistream"
     if "/site-packages/" in path:
         return path.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
     if path.startswith("<"):
@@ -128,7 +136,6 @@ def load_and_wait(
     `/metrics` is read only once Redis is exact: the page grows with every operator and period,
     and under tracemalloc rendering it every few seconds starved the worker. At the time limit the
     run is reported incomplete (with what was consumed) rather than lost."""
-    import psutil
     import redis
 
     rc = redis.Redis.from_url(svc.redis_url)
@@ -149,11 +156,7 @@ def load_and_wait(
             break
         time.sleep(1.0)
     took = time.time() - t0
-    proc, quiet = psutil.Process(w.pid), 0
-    for _ in range(int(SETTLE_S) * 3 if complete else 0):
-        quiet = quiet + 1 if proc.cpu_percent(interval=1.0) < 10.0 else 0
-        if quiet >= 3:
-            break
+    w.wait_quiet(int(SETTLE_S) * 3 if complete else 0)
     rc.close()
     return {"seconds": round(took, 1), "events_consumed": consumed, "complete": complete}
 

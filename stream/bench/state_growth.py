@@ -114,7 +114,6 @@ def _load_history(
     cfg: BenchConfig, svc: Services, rc: Any, w: BenchWorker, prefix: str, history: list[dict[str, Any]]
 ) -> None:
     """Produce the history and wait until it is consumed, published (centre days exact) and quiet."""
-    import psutil
 
     produce_sync(svc.bootstrap, prefix, to_messages(history))
     expected = expected_redis(history, scopes=("center",))
@@ -133,8 +132,4 @@ def _load_history(
         if consumed is not None and consumed >= len(history) and not missing:
             break
         time.sleep(1.0)
-    proc, quiet = psutil.Process(w.pid), 0
-    for _ in range(60):  # the publisher's complete writes and the sweeps are done when CPU is quiet
-        quiet = quiet + 1 if proc.cpu_percent(interval=1.0) < 10.0 else 0
-        if quiet >= 3:
-            break
+    w.wait_quiet(60)

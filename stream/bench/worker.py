@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stream.bench.services import Services
@@ -61,6 +61,20 @@ class BenchWorker(WorkerProcess):
         import psutil
 
         return float(psutil.Process(self.pid).memory_info().rss) / 2**20
+
+    def wait_quiet(self, max_s: int, each_second: Callable[[], None] | None = None) -> None:
+        """Wait, at most `max_s` seconds, until the worker's CPU stayed under 10 % for 3 s: then its
+        publisher's complete writes and the entity sweeps are done and its memory is what it holds."""
+        import psutil
+
+        proc, quiet = psutil.Process(self.pid), 0
+        for _ in range(max_s):
+            cpu = proc.cpu_percent(interval=1.0)
+            if each_second is not None:
+                each_second()
+            quiet = quiet + 1 if cpu < 10.0 else 0
+            if quiet >= 3:
+                return
 
 
 def sum_metric(text: str, name: str) -> float:
