@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
@@ -89,6 +90,7 @@ async def run_bulk(
     handler: Callable[[list[Any]], Awaitable[None]],
     max_size: int,
     linger_s: float = 0.0,
+    backlog_max: int = 0,
 ) -> AsyncIterator[None]:
     """Feed the stream's events to `handler` in batches of what is queued; ack them after it.
 
@@ -111,6 +113,11 @@ async def run_bulk(
 
     Rule: a batch is built from the messages taken off the queue, never from the stream's current
     event (Faust's `take_events`/`noack_take` read it after an await; CHANGELOG.md tells the story).
+
+    Rule: with `backlog_max`, no batch is taken while more than `backlog_max` records wait in the
+    app's producer buffer (`wait_for_producer`). Table writes queue their changelog records there
+    without waiting, and Faust's own check drains only 100 per delivered message: a worker whose
+    producer fell behind once held 124,000 records (over 500 MB) there (CHANGELOG).
     """
     app = stream.app
     await stream.maybe_start()
@@ -161,4 +168,21 @@ async def run_bulk(
                 faust_compat.set_current_event(stream, None)
             for ev in batch:
                 ev.ack()
+        if backlog_max:
+            await wait_for_producer(app.producer.buffer, backlog_max, lambda: stream.should_stop)
         yield None
+
+
+async def wait_for_producer(
+    buffer: Any, backlog_max: int, stopping: Callable[[], bool], poll_s: float = 0.01
+) -> None:
+    """Wait until at most `backlog_max` messages wait in Faust's producer buffer (or the app stops).
+
+    Only the buffer's public `size` is read: the buffer's sender task drains it, this waits.
+    """
+    if buffer.size <= backlog_max:
+        return
+    started = time.monotonic()
+    while buffer.size > backlog_max and not stopping():
+        await asyncio.sleep(poll_s)
+    log.debug("waited %.2fs for the producer buffer (limit %d)", time.monotonic() - started, backlog_max)

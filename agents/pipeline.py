@@ -164,7 +164,9 @@ class Pipeline:
             async def handle(events: list[EventT[bytes]]) -> None:
                 await self.ingest_batch(stream, stream_name, kind, events)
 
-            async for _ in run_bulk(stream, handle, settings.batch_size, settings.batch_linger_s):
+            async for _ in run_bulk(
+                stream, handle, settings.batch_size, settings.batch_linger_s, settings.producer_backlog_max
+            ):
                 yield None
 
         ingest.__name__ = f"ingest_{stream_name}"
@@ -308,7 +310,9 @@ class Pipeline:
         async def handle(events: list[EventT[bytes]]) -> None:
             await self.aggregate_batch(stream, events)
 
-        async for _ in run_bulk(stream, handle, settings.batch_size, settings.batch_linger_s):
+        async for _ in run_bulk(
+            stream, handle, settings.batch_size, settings.batch_linger_s, settings.producer_backlog_max
+        ):
             yield None
 
     async def aggregate_batch(self, stream: Any, events: list[EventT[bytes]]) -> list[str]:

@@ -93,6 +93,16 @@ class Settings:
     batch_linger_s: float = setting(
         0.1, "A batch not yet full waits this long for more messages, 0 to 1 s (agents/batching.py)."
     )
+    producer_backlog_max: int = setting(
+        5000,
+        "The agents take no new batch while more table changelog records than this wait to be "
+        "sent (bounds the memory they hold; agents/batching.py).",
+    )
+    memory_trim_interval_s: float = setting(
+        10.0,
+        "How often the worker gives the C allocator's free memory back to the system (glibc "
+        "malloc_trim; 0: never; stream/memory_trim.py).",
+    )
     rebalance_timeout_s: float = setting(
         3.0, "How long the consumer group waits for members to rejoin during a rebalance."
     )
@@ -214,6 +224,10 @@ class Settings:
             raise ConfigError("store", "must be memory:// or rocksdb:// (docs/architecture.md)")
         if not 0 <= self.batch_linger_s <= 1:
             raise ConfigError("batch_linger_s", "must be between 0 and 1 second")
+        if self.memory_trim_interval_s < 0:
+            raise ConfigError("memory_trim_interval_s", "must be 0 (never) or positive")
+        if self.producer_backlog_max < 100:
+            raise ConfigError("producer_backlog_max", "must be at least 100 (Faust's own buffer limit)")
         if self.share_interval_s < self.flush_interval_s:
             raise ConfigError("share_interval_s", "must be at least flush_interval_s")
         if self.replication_factor < 1:

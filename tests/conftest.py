@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from stream.devenv.kafka import KafkaBroker, kafka_available
 from stream.devenv.redis import RedisServer, redis_available
@@ -72,6 +73,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def redis_db(redis_server: RedisServer) -> Iterator[tuple[str, redis.Redis]]:
+    """A database of the session's Redis (db 5), empty, for this test alone (a `decode_responses` client)."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/5"
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    yield url, client
+    client.flushdb()
+    client.close()
 
 
 # The worker subprocess fixtures live in tests/support/workers.py.

@@ -61,6 +61,63 @@ if _dir:
                     tracemalloc.reset_peak()
 
     threading.Thread(target=_serve, name="tracemalloc-dump", daemon=True).start()
+
+_census_dir = os.environ.get("KPISTREAM_BENCH_CENSUS_DIR")
+if _census_dir:
+    import ctypes, gc, json, re, sys, tempfile
+    from collections import Counter
+
+    class _MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    def _census():
+        # Python's small-object allocator, as sys._debugmallocstats prints it (on fd 2).
+        with tempfile.TemporaryFile() as f:
+            saved = os.dup(2)
+            os.dup2(f.fileno(), 2)
+            try:
+                sys._debugmallocstats()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            f.seek(0)
+            text = f.read().decode()
+        def field(name):
+            m = re.search(r"# " + name + r" += +([0-9,]+)", text)
+            return int(m.group(1).replace(",", "")) if m else None
+        out = {
+            "pymalloc_arenas": field("arenas allocated current"),
+            "pymalloc_used_bytes": field("bytes in allocated blocks"),
+            "pymalloc_free_bytes": field("bytes in available blocks"),
+        }
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallinfo2.restype = _MallInfo2
+            mi = libc.mallinfo2()
+            out["malloc"] = {n: getattr(mi, n) for n, _ in _MallInfo2._fields_}
+        except (OSError, AttributeError):
+            out["malloc"] = None
+        objs = gc.get_objects()
+        out["gc_objects"] = len(objs)
+        out["gc_types"] = Counter(type(o).__name__ for o in objs).most_common(25)
+        del objs
+        return out
+
+    def _serve_census():
+        while True:
+            time.sleep(0.5)
+            for name in os.listdir(_census_dir):
+                if name.endswith(".census-request"):
+                    label = name[: -len(".census-request")]
+                    path = os.path.join(_census_dir, label + ".census.json")
+                    with open(path + ".tmp", "w") as f:
+                        json.dump(_census(), f)
+                    os.replace(path + ".tmp", path)
+                    os.remove(os.path.join(_census_dir, name))
+
+    threading.Thread(target=_serve_census, name="memory-census", daemon=True).start()
 """
 
 # Where a path belongs: kpistream's packages by their path, libraries by their top-level name.
@@ -161,23 +218,35 @@ def load_and_wait(
     return {"seconds": round(took, 1), "events_consumed": consumed, "complete": complete}
 
 
-def snapshot(w: BenchWorker, trace_dir: Path, label: str, timeout_s: float = 600.0) -> tracemalloc.Snapshot:
-    """Ask the worker's dump thread for a snapshot and read it."""
-    (trace_dir / f"{label}.request").touch()
-    path = trace_dir / f"{label}.snapshot"
+def ask(w: BenchWorker, request: Path, answer: Path, timeout_s: float) -> Path:
+    """Leave `request` for the worker's hook thread and wait for its `answer` file."""
+    request.touch()
     deadline = time.monotonic() + timeout_s
-    while not path.exists():
+    while not answer.exists():
         w.check_alive()
         if time.monotonic() > deadline:
-            raise SystemExit(f"no {label} snapshot in {timeout_s:.0f} s")
+            raise SystemExit(f"no {answer.name} in {timeout_s:.0f} s")
         time.sleep(0.5)
+    return answer
+
+
+def snapshot(w: BenchWorker, trace_dir: Path, label: str, timeout_s: float = 600.0) -> tracemalloc.Snapshot:
+    """Ask the worker's dump thread for a snapshot and read it."""
+    path = ask(w, trace_dir / f"{label}.request", trace_dir / f"{label}.snapshot", timeout_s)
     with path.open("rb") as f:
         snap: tracemalloc.Snapshot = pickle.load(f)
     return snap
 
 
 def run(
-    operators: int, days: int, frames: int, top: int, timeout_s: float, env: dict[str, str], trace: bool
+    operators: int,
+    days: int,
+    frames: int,
+    top: int,
+    timeout_s: float,
+    env: dict[str, str],
+    trace: bool,
+    restart: bool = False,
 ) -> dict[str, Any]:
     events = memory_events(operators, days, 1)
     messages = [to_message(e) for e in events]
@@ -199,6 +268,10 @@ def run(
             flush_redis(svc.redis_url)
             run_env = {"KPISTREAM_FLUSH_INTERVAL_S": "10", **env}
             trace_dir = work / f"trace-{name}"
+            census_dir = work / f"census-{name}"
+            if not traced:  # a census of the allocators: cheap, and only meaningful untraced
+                census_dir.mkdir()
+                run_env.update(PYTHONPATH=str(hook_dir), KPISTREAM_BENCH_CENSUS_DIR=str(census_dir))
             if traced:
                 trace_dir.mkdir()
                 run_env.update(
@@ -212,6 +285,7 @@ def run(
                 time.sleep(3.0)
                 idle_rss = w.rss_mb()
                 idle = snapshot(w, trace_dir, "idle") if traced else None
+                idle_census = None if traced else census(w, census_dir, "idle")
                 say(f"{name}: idle RSS {idle_rss:.1f} MB; producing {len(messages)} events")
                 loading = load_and_wait(w, svc, messages, expected, timeout_s)
                 loaded_rss = w.rss_mb()
@@ -221,6 +295,13 @@ def run(
                     "loaded_rss_mb": round(loaded_rss, 1),
                     **loading,
                 }
+                if idle_census is not None:
+                    run_out["census"] = {"idle": idle_census, "loaded": census(w, census_dir, "loaded")}
+                    run_out["census"]["rss_parts_mb"] = rss_parts_mb(run_out["census"]["loaded"])
+                if restart and not traced:
+                    w.stop()
+                    w = BenchWorker(svc, f"mp{name}-", work, 4, **run_env).spawn()
+                    run_out["restarted"] = restart_and_wait(w, svc, expected, timeout_s)
                 if idle is not None:
                     run_out.update(growth_by_owner(idle, snapshot(w, trace_dir, "loaded"), top))
                     # the most Python held at once between the two snapshots (reset at the idle one)
@@ -241,6 +322,68 @@ def run(
     return out
 
 
+def restart_and_wait(
+    w: BenchWorker, svc: Services, expected: dict[str, dict[str, int]], timeout_s: float
+) -> dict[str, Any]:
+    """A restart of the loaded worker, with Redis emptied: its RSS while it recovers its tables and
+    writes everything it holds (its first, complete, write), sampled every half second until the
+    centre's hashes are exact again and its CPU is quiet."""
+    import redis
+
+    flush_redis(svc.redis_url)
+    rc = redis.Redis.from_url(svc.redis_url)
+    t0 = time.monotonic()
+    peak, complete = 0.0, True
+    while True:
+        w.check_alive()
+        peak = max(peak, w.rss_mb())
+        missing, _ = redis_check(rc, expected, 1)
+        if not missing:
+            break
+        if time.monotonic() - t0 > timeout_s:
+            say(f"INCOMPLETE: the restarted worker did not rewrite Redis in {timeout_s:.0f} s: {missing}")
+            complete = False
+            break
+        time.sleep(0.5)
+    took = time.monotonic() - t0
+    seen = [peak]
+    w.wait_quiet(int(SETTLE_S) * 3 if complete else 0, lambda: seen.append(w.rss_mb()))
+    rc.close()
+    out = {
+        "seconds_to_exact": round(took, 1),
+        "peak_rss_mb": round(max(seen), 1),
+        "loaded_rss_mb": round(w.rss_mb(), 1),
+        "complete": complete,
+    }
+    say(f"restarted: exact after {took:.0f} s, RSS peak {out['peak_rss_mb']}, then {out['loaded_rss_mb']} MB")
+    return out
+
+
+def census(w: BenchWorker, census_dir: Path, label: str, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Ask the worker's census thread for its allocators' figures and its objects by type."""
+    path = ask(w, census_dir / f"{label}.census-request", census_dir / f"{label}.census.json", timeout_s)
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
+
+
+def rss_parts_mb(c: dict[str, Any]) -> dict[str, float | None]:
+    """A census in MB: what Python's objects use, what its allocators hold free, what malloc holds.
+
+    pymalloc serves objects up to 512 bytes from 1 MiB arenas (mmap); larger ones, and C
+    extensions, use malloc (`uordblks` in use, `fordblks` free inside its heap, `hblkhd` in mmaps).
+    """
+    mb = 2**20
+    m = c.get("malloc") or {}
+    return {
+        "pymalloc_arenas": float(c["pymalloc_arenas"]) if c.get("pymalloc_arenas") else None,
+        "pymalloc_used": round(c["pymalloc_used_bytes"] / mb, 1) if c.get("pymalloc_used_bytes") else None,
+        "pymalloc_free": round(c["pymalloc_free_bytes"] / mb, 1) if c.get("pymalloc_free_bytes") else None,
+        "malloc_used": round(m["uordblks"] / mb, 1) if m else None,
+        "malloc_free": round(m["fordblks"] / mb, 1) if m else None,
+        "malloc_mmap": round(m["hblkhd"] / mb, 1) if m else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stream.bench.memory_profile", description=__doc__)
     p.add_argument("--operators", type=int, default=1_000)
@@ -258,10 +401,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-trace", action="store_true", help="the plain run only (its RSS, e.g. to compare --env)"
     )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="then restart the plain worker on an emptied Redis: RSS while it recovers and rewrites all",
+    )
     p.add_argument("-o", "--output", type=Path, help="also write the result here (JSON)")
     args = p.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
-    result = run(args.operators, args.days, args.frames, args.top, args.timeout, env, not args.no_trace)
+    result = run(
+        args.operators, args.days, args.frames, args.top, args.timeout, env, not args.no_trace, args.restart
+    )
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:

@@ -85,6 +85,7 @@ def build_worker_app(settings: Settings) -> Any:
     from agents.pipeline import Pipeline
     from agents.publishing import install_publisher
     from agents.web import install_pages
+    from stream.memory_trim import MemoryTrimmer, glibc_trim
     from stream.strategies import load_book
 
     book = load_book(settings.strategies)
@@ -93,6 +94,12 @@ def build_worker_app(settings: Settings) -> Any:
     install_pages(pipeline, book, publisher)
     install_consumer_lag(pipeline)
     install_loop_stall(pipeline.app, pipeline.metrics.registry, settings.session_timeout_s)
+    trimmer = MemoryTrimmer(glibc_trim(), settings.memory_trim_interval_s)
+
+    async def kpistream_memory_trim() -> None:
+        await trimmer.run()
+
+    pipeline.app.task(kpistream_memory_trim)
     return pipeline
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from stream import kafka_clients
@@ -22,6 +22,24 @@ from stream.errors import SinkError
 from stream.sinks.base import Batch, Record, Retraction
 from stream.sinks.kafka_keys import ScoreKey, operator_score_key, queue_kpis_key
 from stream.topics import OPERATOR_SCORES, QUEUE_KPIS, SCORECARD
+
+#: Messages encoded and handed to the producer at a time. A chunk's deliveries are awaited after
+#: the next chunk was handed over (at most two chunks in flight), so a flush of tens of thousands
+#: of records never holds all their encoded values at once (CHANGELOG).
+RECORDS_PER_CHUNK = 1000
+
+Send = tuple[str, bytes | None, bytes]  # topic, value (None: a tombstone), key
+
+
+def _chunks(items: Iterable[Send], size: int) -> Iterator[list[Send]]:
+    chunk: list[Send] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _value(rec: Record) -> bytes:
@@ -76,22 +94,32 @@ class KafkaSink:
             return
         try:
             producer = await self._start()
-            sends = self._tombstones(batch.retractions)
-            sends += [(self.scores_topic, _value(r), operator_score_key(r)) for r in batch.operators]
-            sends += [(self.queues_topic, _value(r), queue_kpis_key(r)) for r in batch.queues]
-            sends += [
-                (self.scorecard_topic, _value(r), str(r["period_key"]).encode()) for r in batch.scorecards
-            ]
-            futures = [await producer.send(t, v, key=k) for t, v, k in sends]
-            for fut in futures:
+            in_flight: list[Any] = []  # the delivery futures of the previous chunk
+            for chunk in _chunks(self._sends(batch), RECORDS_PER_CHUNK):
+                sent = [await producer.send(t, v, key=k) for t, v, k in chunk]
+                del chunk
+                for fut in in_flight:
+                    await fut
+                in_flight = sent
+            for fut in in_flight:
                 await fut
         except Exception as exc:
             await self.close()
             raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc
 
-    def _tombstones(self, retractions: list[Retraction]) -> list[tuple[str, bytes | None, bytes]]:
+    def _sends(self, batch: Batch) -> Iterator[Send]:
+        """Every message of the batch in order, each value encoded only when it is reached."""
+        yield from self._tombstones(batch.retractions)
+        for r in batch.operators:
+            yield self.scores_topic, _value(r), operator_score_key(r)
+        for r in batch.queues:
+            yield self.queues_topic, _value(r), queue_kpis_key(r)
+        for r in batch.scorecards:
+            yield self.scorecard_topic, _value(r), str(r["period_key"]).encode()
+
+    def _tombstones(self, retractions: list[Retraction]) -> list[Send]:
         """A null value under every key of the retracted periods (their centre's and scorecard's too)."""
-        out: list[tuple[str, bytes | None, bytes]] = []
+        out: list[Send] = []
         for r in retractions:
             pk = r.period_key
             out += [(self.scores_topic, None, ScoreKey(op, pk).encode()) for op in r.operators]

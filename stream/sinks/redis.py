@@ -1,7 +1,8 @@
 """Redis sink: the live wallboard's hashes, leaderboards and the `kpi:updates` channel.
 
-One pipeline (one round trip) per batch. Day and month keys expire a little after their period
-leaves retention; rolling keys are overwritten for ever and never expire. Key names come from
+A batch goes in pipelines of `RECORDS_PER_PIPELINE` records (one round trip each), in order, each
+encoded just before it is sent. Day and month keys expire a little after their period leaves
+retention; rolling keys are overwritten for ever and never expire. Key names come from
 stream/sinks/redis_keys.py.
 
 Redis may lose what was written without any write failing (restarted empty, FLUSHALL, a failover to
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +79,27 @@ def retracted_keys(r: Retraction, ks: Keyspace = DEFAULT_KEYSPACE) -> list[str]:
     keys += [ks.key(queue_or_center_key(q, pk)) for q in r.queues]
     keys += [ks.key(CenterKey(pk)), ks.key(LeaderboardKey(pk)), ks.key(ScorecardKey(pk))]
     return list(dict.fromkeys(keys))
+
+
+#: Records per pipeline. A batch is written in pipelines of this many records, in order, each
+#: encoded just before it is sent: a flush of 69,000 operator records encoded at once held about
+#: 6 KB of commands per record (over 400 MB) and stalled the event loop for 10 s (CHANGELOG).
+RECORDS_PER_PIPELINE = 1000
+
+Unit = tuple[Callable[["RedisSink", Any, Any], None], Any]
+
+
+def _units(batch: Batch) -> list[Unit]:
+    """The batch's writes in order, one per record (the active alerts are one): what is chunked."""
+    s = RedisSink
+    units: list[Unit] = [(s._operator, r) for r in batch.operators]
+    units += [(s._queue, r) for r in batch.queues]
+    units += [(s._scorecard, r) for r in batch.scorecards]
+    units += [(s._live, r) for r in batch.live]
+    if batch.active_alerts is not None:
+        units.append((s._active_alerts, batch.active_alerts))
+    units += [(s._alert, r) for r in batch.alerts]
+    return units
 
 
 def _message(key: str, kind: str, rec: Record) -> str:
@@ -145,25 +168,39 @@ class RedisSink:
         try:
             client = self._redis()
             stale = await self._stale_keys(client, batch) if sweep else {}
-            async with client.pipeline(transaction=False) as pipe:
-                if batch.complete:
-                    # The server's run id and the marker first: a restart or flush during the pipeline
-                    # then either fails it or removes the marker, so it is seen at the next check.
-                    pipe.info("server")
-                    pipe.set(self.marker, str(len(batch)), ex=MARKER_TTL_S)
-                for pk, keys in sorted(stale.items()):
-                    self._delete_period(pipe, pk, keys)
-                for r in batch.retractions:
-                    self._delete_period(pipe, r.period_key, retracted_keys(r, self.ks))
-                self._queue_commands(pipe, batch)
-                results = await pipe.execute()
-            if batch.complete:
-                self.witness.wrote_complete(str(results[0].get("run_id", "")))
+            units = _units(batch)
+            start = 0
+            while True:  # one pipeline per RECORDS_PER_PIPELINE records; at least one
+                chunk = units[start : start + RECORDS_PER_PIPELINE]
+                async with client.pipeline(transaction=False) as pipe:
+                    if start == 0:
+                        self._header(pipe, batch, stale)
+                    for add, item in chunk:
+                        add(self, pipe, item)
+                    results = await pipe.execute()
+                if start == 0 and batch.complete:
+                    self.witness.wrote_complete(str(results[0].get("run_id", "")))
+                del chunk, results
+                start += RECORDS_PER_PIPELINE
+                if start >= len(units):
+                    break
             if sweep:
                 self._swept = batch.retention_watermark > 0
         except Exception as exc:  # redis raises many types (connection, timeout, OS errors)
             await self._reset()
             raise SinkError(self.name, mask_secrets(f"{type(exc).__name__}: {exc}")) from exc
+
+    def _header(self, pipe: Any, batch: Batch, stale: dict[str, list[str]]) -> None:
+        """The first pipeline's commands before its records: the marker, then the deletions."""
+        if batch.complete:
+            # The server's run id and the marker first: a restart or flush during the write then
+            # either fails it or removes the marker, so it is seen at the next check.
+            pipe.info("server")
+            pipe.set(self.marker, str(len(batch)), ex=MARKER_TTL_S)
+        for pk, keys in sorted(stale.items()):
+            self._delete_period(pipe, pk, keys)
+        for r in batch.retractions:
+            self._delete_period(pipe, r.period_key, retracted_keys(r, self.ks))
 
     async def lost_data(self) -> bool:
         """True when Redis may no longer hold what this worker wrote (the marker is refreshed here)."""
@@ -210,46 +247,51 @@ class RedisSink:
         if ttl is not None:
             pipe.expire(key, ttl)
 
-    def _queue_commands(self, pipe: Any, batch: Batch) -> None:
+    def _operator(self, pipe: Any, rec: Record) -> None:
         ks = self.ks
-        updates, active_alerts = ks.updates_channel, ks.active_alerts
-        for rec in batch.operators:
-            pk = rec["period_key"]
-            key = operator_key(rec, ks)
-            pipe.hset(key, mapping=operator_hash(rec))
-            self._expire(pipe, key, pk)
-            board = ks.key(LeaderboardKey(pk))
-            if any(rec["counts"].values()):
-                pipe.zadd(board, {rec["operator_id"]: rec["f"]})
-            else:
-                pipe.zrem(board, rec["operator_id"])  # no activity in the window: off the board
-            self._expire(pipe, board, pk)
-            pipe.publish(updates, _message(key, "operator", rec))
-        for rec in batch.queues:
-            key = queue_key(rec, ks)
-            pipe.hset(key, mapping=queue_hash(rec))
-            self._expire(pipe, key, rec["period_key"])
-            pipe.publish(updates, _message(key, rec["scope"], rec))
-        for rec in batch.scorecards:
-            key = ks.key(ScorecardKey(rec["period_key"]))
-            pipe.hset(key, mapping=scorecard_hash(rec))
-            self._expire(pipe, key, rec["period_key"])
-            pipe.publish(updates, _message(key, "scorecard", rec))
+        pk = rec["period_key"]
+        key = operator_key(rec, ks)
+        pipe.hset(key, mapping=operator_hash(rec))
+        self._expire(pipe, key, pk)
+        board = ks.key(LeaderboardKey(pk))
+        if any(rec["counts"].values()):
+            pipe.zadd(board, {rec["operator_id"]: rec["f"]})
+        else:
+            pipe.zrem(board, rec["operator_id"])  # no activity in the window: off the board
+        self._expire(pipe, board, pk)
+        pipe.publish(ks.updates_channel, _message(key, "operator", rec))
 
-        for rec in batch.live:
-            key = ks.key(LiveQueueKey(rec["queue"]))
-            pipe.hset(key, mapping={k: "" if v is None else str(v) for k, v in rec.items() if k != "queue"})
-            pipe.publish(updates, _message(key, "live", rec))
-        if batch.active_alerts is not None:
-            pipe.delete(active_alerts)
-            for rec in batch.active_alerts:
-                pipe.hset(active_alerts, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
-        for rec in batch.alerts:
-            if rec["status"] == "firing":
-                pipe.hset(active_alerts, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
-            else:
-                pipe.hdel(active_alerts, rec["alert_id"])
-            pipe.publish(updates, _message(active_alerts, "alert", rec))
+    def _queue(self, pipe: Any, rec: Record) -> None:
+        key = queue_key(rec, self.ks)
+        pipe.hset(key, mapping=queue_hash(rec))
+        self._expire(pipe, key, rec["period_key"])
+        pipe.publish(self.ks.updates_channel, _message(key, rec["scope"], rec))
+
+    def _scorecard(self, pipe: Any, rec: Record) -> None:
+        key = self.ks.key(ScorecardKey(rec["period_key"]))
+        pipe.hset(key, mapping=scorecard_hash(rec))
+        self._expire(pipe, key, rec["period_key"])
+        pipe.publish(self.ks.updates_channel, _message(key, "scorecard", rec))
+
+    def _live(self, pipe: Any, rec: Record) -> None:
+        key = self.ks.key(LiveQueueKey(rec["queue"]))
+        pipe.hset(key, mapping={k: "" if v is None else str(v) for k, v in rec.items() if k != "queue"})
+        pipe.publish(self.ks.updates_channel, _message(key, "live", rec))
+
+    def _active_alerts(self, pipe: Any, records: list[Record]) -> None:
+        """Every firing alert, replacing the hash (one unit: the delete and its writes together)."""
+        active = self.ks.active_alerts
+        pipe.delete(active)
+        for rec in records:
+            pipe.hset(active, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
+
+    def _alert(self, pipe: Any, rec: Record) -> None:
+        active = self.ks.active_alerts
+        if rec["status"] == "firing":
+            pipe.hset(active, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
+        else:
+            pipe.hdel(active, rec["alert_id"])
+        pipe.publish(self.ks.updates_channel, _message(active, "alert", rec))
 
     async def _reset(self) -> None:
         client, self._client = self._client, None

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 import tracemalloc
+from pathlib import Path
 
-from stream.bench.memory_profile import STDLIB, growth_by_owner, library_of, owner_of
+from stream.bench.memory_profile import HOOK, STDLIB, growth_by_owner, library_of, owner_of, rss_parts_mb
 
 SITE = "/work/.venv/lib/python3.11/site-packages"
 
@@ -51,3 +57,26 @@ def test_growth_is_the_loaded_snapshot_minus_the_idle_one_by_owner() -> None:
     assert out["traced_growth_mb"] >= 2.0
     assert out["growth_by_library_mb"]["other"] >= 2.0  # a test module is not kpistream's
     assert abs(out["traced_loaded_mb"] - out["traced_idle_mb"] - out["traced_growth_mb"]) <= 0.11
+
+
+def test_the_census_hook_reads_both_allocators_of_a_real_interpreter(tmp_path: Path) -> None:
+    """The hook's census in a child interpreter: pymalloc's arenas and glibc's heap, parsed."""
+    env = {**os.environ, "KPISTREAM_BENCH_CENSUS_DIR": str(tmp_path)}
+    env.pop("KPISTREAM_BENCH_TRACEMALLOC_DIR", None)
+    child = subprocess.Popen([sys.executable, "-c", HOOK + "\ntime.sleep(20)\n"], env=env)
+    try:
+        (tmp_path / "x.census-request").touch()
+        path = tmp_path / "x.census.json"
+        deadline = time.monotonic() + 15
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        census = json.loads(path.read_text())
+    finally:
+        child.kill()
+        child.wait()
+    assert census["pymalloc_arenas"] > 0 and census["pymalloc_used_bytes"] > 0
+    assert census["gc_objects"] > 1000 and census["gc_types"][0][1] > 0
+    parts = rss_parts_mb(census)
+    assert parts["pymalloc_arenas"] and parts["pymalloc_used"] is not None
+    if sys.platform.startswith("linux") and census["malloc"] is not None:  # glibc
+        assert parts["malloc_used"] is not None and parts["malloc_used"] > 0

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 
 from stream.core.aggregate import AggregateStore, AggState
 from stream.core.config import KpiConfig
 from stream.core.entity import Delta
 from stream.core.eventtime import Watermark
-from stream.devenv.redis import RedisServer
 from stream.metrics import Metrics
 from stream.publish import KeyIndex, MappingReader, Publisher, SinkRunner
 from stream.sinks.base import Batch, MemorySink, Retraction
@@ -196,17 +193,6 @@ async def test_the_kafka_sink_sends_a_tombstone_under_every_key_of_a_retracted_p
         ("p.kpi.queue-kpis", None, b"sales|day:1970-01-02"),
         ("p.kpi.scorecard", None, b"day:1970-01-02"),
     ]
-
-
-@pytest.fixture()
-def redis_db(redis_server: RedisServer) -> Iterator[tuple[str, redis.Redis]]:
-    """A database of the session's Redis for this test alone."""
-    url = redis_server.url.rsplit("/", 1)[0] + "/5"
-    client = redis.Redis.from_url(url, decode_responses=True)
-    client.flushdb()
-    yield url, client
-    client.flushdb()
-    client.close()
 
 
 def test_retracted_keys_cover_records_board_and_scorecard() -> None:

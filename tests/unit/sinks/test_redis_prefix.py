@@ -5,7 +5,6 @@ prefix, a sink or reader of one prefix never touches another's keys, and no pref
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -17,7 +16,6 @@ from stream.core.aggregate import AggregateStore, AggState
 from stream.core.config import KpiConfig
 from stream.core.entity import Delta
 from stream.core.eventtime import Watermark
-from stream.devenv.redis import RedisServer
 from stream.errors import ConfigError
 from stream.publish import MappingReader, Publisher
 from stream.sinks.base import Batch, Retraction
@@ -54,17 +52,6 @@ def _batch() -> Batch:
         "queue": "sales",
     }
     return replace(batch, live=[{"queue": "sales", "waiting": 2}], alerts=[alert], complete=True)
-
-
-@pytest.fixture()
-def redis_db(redis_server: RedisServer) -> Iterator[tuple[str, redis.Redis]]:
-    """A database of the session's Redis for this test alone."""
-    url = redis_server.url.rsplit("/", 1)[0] + "/6"
-    client = redis.Redis.from_url(url, decode_responses=True)
-    client.flushdb()
-    yield url, client
-    client.flushdb()
-    client.close()
 
 
 def test_no_prefix_is_todays_layout() -> None:

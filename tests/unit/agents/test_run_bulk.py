@@ -1,4 +1,7 @@
-"""run_bulk never acks a message it did not process (an ack lets the commit pass it)."""
+"""run_bulk: it never acks a message it did not process (an ack lets the commit pass it), and it
+takes no new batch while the producer buffer holds more than `backlog_max` records (table writes
+queue their changelog records there without waiting; a worker whose producer fell behind held
+124,000 of them, CHANGELOG)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections import deque
 from types import SimpleNamespace as NS
 from typing import Any
 
-from agents.batching import run_bulk
+from agents.batching import run_bulk, wait_for_producer
 
 
 class Queue(asyncio.Queue[Any]):
@@ -27,12 +30,14 @@ def event(offset: int, generation: int, acked: list[int]) -> Any:
 
 
 class Stream:
-    def __init__(self, generation: int, flow: bool) -> None:
+    def __init__(self, generation: int = 1, flow: bool = True) -> None:
+        self.buffer = NS(size=0)  # the app producer's buffer: records waiting to be sent
         self.app = NS(
             flow_control=NS(is_active=lambda: flow),
             consumer_generation_id=generation,
             consumer=NS(unacked=Unacked()),
             topics=NS(acking_topics={"in"}),
+            producer=NS(buffer=self.buffer),
         )
         self.channel = NS(queue=Queue())
         self.should_stop = False
@@ -97,3 +102,65 @@ async def test_a_stop_queued_while_a_batch_is_handled_ends_the_loop() -> None:
     await gen.__anext__()
     assert [x async for x in gen] == []
     assert acked == [7]
+
+
+async def test_no_batch_is_taken_while_the_producer_buffer_is_over_its_limit() -> None:
+    stream = Stream()
+    seen_sizes: list[int] = []
+
+    async def handler(batch: list[Any]) -> None:
+        seen_sizes.append(stream.buffer.size)
+        stream.buffer.size += 3_000  # the batch's table writes queue their changelog records
+
+    for i in range(3):
+        stream.channel.queue.put_nowait(event(i, 1, []))
+    gen = run_bulk(stream, handler, max_size=1, backlog_max=1_000)
+    first = asyncio.ensure_future(gen.__anext__())
+    await asyncio.sleep(0.05)
+    assert seen_sizes == [0]  # the first batch was handled: the buffer was empty
+    assert not first.done()  # 3,000 records wait: no next batch
+    stream.buffer.size = 1_500
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    stream.buffer.size = 1_000  # drained to the limit: the loop goes on
+    await asyncio.wait_for(first, 1.0)
+    assert seen_sizes == [0]
+
+    second = asyncio.ensure_future(gen.__anext__())
+    await asyncio.sleep(0.05)
+    assert seen_sizes == [0, 1_000]  # the buffer need not be empty, only at its limit
+    stream.buffer.size = 0
+    await asyncio.wait_for(second, 1.0)
+    await gen.aclose()
+
+
+async def test_the_wait_ends_when_the_app_stops() -> None:
+    buffer = NS(size=10_000)
+    stopping = False
+
+    async def stop_soon() -> None:
+        nonlocal stopping
+        await asyncio.sleep(0.05)
+        stopping = True
+
+    task = asyncio.ensure_future(stop_soon())
+    await asyncio.wait_for(wait_for_producer(buffer, 100, lambda: stopping), 1.0)
+    await task
+    assert buffer.size == 10_000
+
+
+async def test_no_limit_never_waits() -> None:
+    stream = Stream()
+    stream.buffer.size = 10**6
+    handled: list[int] = []
+
+    async def handler(batch: list[Any]) -> None:
+        handled.extend(ev.message.offset for ev in batch)
+
+    for i in range(2):
+        stream.channel.queue.put_nowait(event(i, 1, []))
+    gen = run_bulk(stream, handler, max_size=1)
+    await asyncio.wait_for(gen.__anext__(), 1.0)
+    await asyncio.wait_for(gen.__anext__(), 1.0)
+    assert handled == [0, 1]
+    await gen.aclose()
