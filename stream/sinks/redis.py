@@ -128,7 +128,7 @@ class WriteWitness:
 
 
 class RedisSink:
-    """Writes each batch with one pipeline; raises SinkError when Redis cannot be reached."""
+    """Writes a batch in pipelines of `RECORDS_PER_PIPELINE` records; SinkError when Redis is unreachable."""
 
     name = "redis"
 
