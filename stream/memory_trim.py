@@ -48,7 +48,6 @@ class MemoryTrimmer:
         self.interval_s = interval_s
         self.clock = clock
         self.last = clock()
-        self.runs = 0
 
     def maybe_trim(self) -> bool:
         """Trim when due; True when memory was given back."""
@@ -57,7 +56,6 @@ class MemoryTrimmer:
         started = self.clock()
         released = self.trim()
         self.last = self.clock()
-        self.runs += 1
         log.debug("malloc_trim: released %s, %.3fs", released, self.last - started)
         return released
 

@@ -39,28 +39,41 @@ from stream.bench.workload import memory_events, produce_sync, to_message
 HOOK = """
 import os, pickle, threading, time, tracemalloc
 
+
+def _serve(directory, suffix, answer, thread_name):
+    # Answers each `<label><suffix>` file the bench leaves in `directory`, then removes it.
+    def loop():
+        while True:
+            time.sleep(0.5)
+            for name in os.listdir(directory):
+                if name.endswith(suffix):
+                    answer(name[: -len(suffix)])
+                    os.remove(os.path.join(directory, name))
+
+    threading.Thread(target=loop, name=thread_name, daemon=True).start()
+
+
+def _write_whole(path, mode, write):
+    # The bench waits for `path` to exist: it appears only once written.
+    with open(path + ".tmp", mode) as f:
+        write(f)
+    os.replace(path + ".tmp", path)
+
+
 _dir = os.environ.get("KPISTREAM_BENCH_TRACEMALLOC_DIR")
 if _dir:
     tracemalloc.start(int(os.environ.get("KPISTREAM_BENCH_TRACEMALLOC_FRAMES", "25")))
 
-    def _serve():
-        while True:
-            time.sleep(0.5)
-            for name in os.listdir(_dir):
-                if name.endswith(".request"):
-                    label = name[: -len(".request")]
-                    peak = tracemalloc.get_traced_memory()[1]  # before the snapshot's own copies
-                    snap = tracemalloc.take_snapshot()
-                    with open(os.path.join(_dir, label + ".peak"), "w") as f:
-                        f.write(str(peak))
-                    path = os.path.join(_dir, label + ".snapshot")
-                    with open(path + ".tmp", "wb") as f:
-                        pickle.dump(snap, f, pickle.HIGHEST_PROTOCOL)
-                    os.replace(path + ".tmp", path)
-                    os.remove(os.path.join(_dir, name))
-                    tracemalloc.reset_peak()
+    def _snapshot(label):
+        peak = tracemalloc.get_traced_memory()[1]  # before the snapshot's own copies
+        snap = tracemalloc.take_snapshot()
+        with open(os.path.join(_dir, label + ".peak"), "w") as f:
+            f.write(str(peak))
+        path = os.path.join(_dir, label + ".snapshot")
+        _write_whole(path, "wb", lambda f: pickle.dump(snap, f, pickle.HIGHEST_PROTOCOL))
+        tracemalloc.reset_peak()
 
-    threading.Thread(target=_serve, name="tracemalloc-dump", daemon=True).start()
+    _serve(_dir, ".request", _snapshot, "tracemalloc-dump")
 
 _census_dir = os.environ.get("KPISTREAM_BENCH_CENSUS_DIR")
 if _census_dir:
@@ -105,19 +118,11 @@ if _census_dir:
         del objs
         return out
 
-    def _serve_census():
-        while True:
-            time.sleep(0.5)
-            for name in os.listdir(_census_dir):
-                if name.endswith(".census-request"):
-                    label = name[: -len(".census-request")]
-                    path = os.path.join(_census_dir, label + ".census.json")
-                    with open(path + ".tmp", "w") as f:
-                        json.dump(_census(), f)
-                    os.replace(path + ".tmp", path)
-                    os.remove(os.path.join(_census_dir, name))
+    def _answer_census(label):
+        path = os.path.join(_census_dir, label + ".census.json")
+        _write_whole(path, "w", lambda f: json.dump(_census(), f))
 
-    threading.Thread(target=_serve_census, name="memory-census", daemon=True).start()
+    _serve(_census_dir, ".census-request", _answer_census, "memory-census")
 """
 
 # Where a path belongs: kpistream's packages by their path, libraries by their top-level name.
@@ -285,7 +290,7 @@ def run(
                 time.sleep(3.0)
                 idle_rss = w.rss_mb()
                 idle = snapshot(w, trace_dir, "idle") if traced else None
-                idle_census = None if traced else census(w, census_dir, "idle")
+                idle_census = None if traced else census(w, census_dir, "idle")  # untraced only
                 say(f"{name}: idle RSS {idle_rss:.1f} MB; producing {len(messages)} events")
                 loading = load_and_wait(w, svc, messages, expected, timeout_s)
                 loaded_rss = w.rss_mb()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from stream import kafka_clients
@@ -29,17 +30,6 @@ from stream.topics import OPERATOR_SCORES, QUEUE_KPIS, SCORECARD
 RECORDS_PER_CHUNK = 1000
 
 Send = tuple[str, bytes | None, bytes]  # topic, value (None: a tombstone), key
-
-
-def _chunks(items: Iterable[Send], size: int) -> Iterator[list[Send]]:
-    chunk: list[Send] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _value(rec: Record) -> bytes:
@@ -94,10 +84,10 @@ class KafkaSink:
             return
         try:
             producer = await self._start()
+            sends = self._sends(batch)
             in_flight: list[Any] = []  # the delivery futures of the previous chunk
-            for chunk in _chunks(self._sends(batch), RECORDS_PER_CHUNK):
+            while chunk := list(itertools.islice(sends, RECORDS_PER_CHUNK)):
                 sent = [await producer.send(t, v, key=k) for t, v, k in chunk]
-                del chunk
                 for fut in in_flight:
                     await fut
                 in_flight = sent

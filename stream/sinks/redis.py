@@ -169,21 +169,15 @@ class RedisSink:
             client = self._redis()
             stale = await self._stale_keys(client, batch) if sweep else {}
             units = _units(batch)
-            start = 0
-            while True:  # one pipeline per RECORDS_PER_PIPELINE records; at least one
-                chunk = units[start : start + RECORDS_PER_PIPELINE]
+            for start in range(0, max(len(units), 1), RECORDS_PER_PIPELINE):  # at least one pipeline
                 async with client.pipeline(transaction=False) as pipe:
                     if start == 0:
                         self._header(pipe, batch, stale)
-                    for add, item in chunk:
+                    for add, item in units[start : start + RECORDS_PER_PIPELINE]:
                         add(self, pipe, item)
                     results = await pipe.execute()
                 if start == 0 and batch.complete:
                     self.witness.wrote_complete(str(results[0].get("run_id", "")))
-                del chunk, results
-                start += RECORDS_PER_PIPELINE
-                if start >= len(units):
-                    break
             if sweep:
                 self._swept = batch.retention_watermark > 0
         except Exception as exc:  # redis raises many types (connection, timeout, OS errors)
