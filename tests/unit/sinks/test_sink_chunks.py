@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio.client as redis_async_client
 
 from stream.config import Settings
 from stream.core.config import KpiConfig
-from stream.core.outputs import operator_records
+from stream.core.outputs import operator_hash, operator_records
+from stream.metrics import Metrics
+from stream.publish import SinkRunner
 from stream.sinks import kafka as kafka_sink
 from stream.sinks import redis as redis_sink
 from stream.sinks.base import Batch
@@ -142,3 +145,51 @@ async def test_kafka_sends_a_small_batch_as_one_chunk() -> None:
     assert producer.sent == [operator_score_key(rec) for rec in records]
     assert producer.most_in_flight == 10 and producer.unresolved == 0
     await sink.close()
+
+
+async def test_a_write_that_fails_in_a_later_pipeline_is_followed_by_the_complete_state(
+    redis_db: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection breaks after the first 1,000 of 2,500 records: Redis holds a part, the runner
+    takes the write as failed and writes the complete state, and every hash is then exact."""
+    url, r = redis_db
+    monkeypatch.setattr(redis_sink, "RECORDS_PER_PIPELINE", 1000)
+    real_execute = redis_async_client.Pipeline.execute
+    calls = 0
+
+    async def execute_failing_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("connection reset by peer")
+        return await real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis_async_client.Pipeline, "execute", execute_failing_once)
+    records = _operators(2_500)
+    sink = RedisSink(url, KpiConfig(), run_id="broken")
+    naps: list[float] = []
+
+    async def sleep(s: float) -> None:
+        naps.append(s)
+
+    runner = SinkRunner(
+        sink,
+        lambda: Batch(operators=records, complete=True, full=True),
+        Metrics.create(),
+        queue_size=4,
+        backoff_initial_s=0.5,
+        backoff_max_s=1.0,
+        sleep=sleep,
+    )
+    task = asyncio.ensure_future(runner.run())
+    runner.offer(Batch(operators=records))
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(runner.idle(), 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await sink.close()
+
+    assert runner.errors == 1 and naps == [0.5]
+    for rec in records:
+        assert r.hgetall(f"kpi:op:{rec['operator_id']}:{DAY}") == operator_hash(rec)
+    assert r.zcard(f"kpi:leaderboard:{DAY}") == 2_500
