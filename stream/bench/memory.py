@@ -1,4 +1,9 @@
-"""Memory: the worker's resident size idle and after many operators x days of state, published in full."""
+"""Memory: the worker's resident size idle and after many operators x days of state, published in full.
+
+While the worker consumes, the step samples its event count and RSS every few seconds: the memory
+workload opens a new operator-day with every event, so the samples are its speed and its memory
+against the state it holds (`stream/bench/plot.py` draws them).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         peak = idle
         deadline = time.monotonic() + cfg.mem_timeout_s
         digest, changed_at, next_metrics = None, time.time(), 0.0
+        samples: list[list[float]] = [[0.0, 0.0, round(idle, 1)]]  # [s since t0, events consumed, RSS MB]
         while True:
             w.check_alive()
             peak = max(peak, w.rss_mb())
@@ -44,6 +50,8 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
             if now >= next_metrics:  # the page grows with every operator and period: not too often
                 consumed = w.events_total() or consumed
                 next_metrics = now + 5.0
+                if consumed is not None:
+                    samples.append([round(now - t0, 2), consumed, round(w.rss_mb(), 1)])
             missing, d = redis_check(rc, expected, 3)
             done = consumed is not None and consumed >= len(messages)
             if done and not missing:
@@ -76,6 +84,7 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         "events_consumed": consumed,
         "complete": complete,
         "flush_interval_s": cfg.mem_flush_interval_s,
+        "samples": samples,
     }
     say(f"  loaded RSS {loaded:.1f} MB (peak {peak:.1f} MB), idle {idle:.1f} MB")
     return out

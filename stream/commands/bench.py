@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also run the worker once more under py-spy (untimed); stacks and hot spots go to DIR",
     )
     p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON document here")
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also draw the memory step's events/s and RSS against operator-days held (matplotlib)",
+    )
     p.set_defaults(func=run)
 
 
@@ -81,5 +86,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(text + "\n")
     print(text if args.json else render_table(result))
+    if args.plot:
+        memory = result["figures"].get("memory")
+        if isinstance(memory, dict) and memory.get("samples"):
+            from stream.bench.plot import plot_growth
+
+            print(f"kpistream bench: plot in {plot_growth(result, Path(args.plot))}", file=sys.stderr)
+        else:
+            print("kpistream bench: no plot, the memory step did not run or has no samples", file=sys.stderr)
     failed = [k for k, v in result["figures"].items() if isinstance(v, dict) and "error" in v]
     return 1 if failed else 0

@@ -68,7 +68,9 @@ def check_time(ts: int, watermark_ms: int, now_ms: int, cfg: KpiConfig) -> None:
         raise FromTheFuture(
             f"event time is more than {cfg.max_clock_skew_ms // 1000} s ahead of the processor's clock"
         )
-    if watermark_ms > 0 and is_expired(
+    # An event at or after the watermark is in the watermark's month or later, which retention
+    # always keeps (retention_months >= 1): the month test is for older events only.
+    if ts < watermark_ms and is_expired(
         month_key(ts, cfg.tz), watermark_ms, cfg.tz, cfg.retention_days, cfg.retention_months
     ):
         raise TooLate(f"event time is older than the {cfg.retention_months}-month retention")

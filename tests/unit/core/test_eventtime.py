@@ -14,6 +14,7 @@ from stream.core.config import DAY_MS, HOUR_MS, KpiConfig
 from stream.core.engine import Engine
 from stream.core.events import Event
 from stream.core.eventtime import FromTheFuture, TooLate, Watermark, check_time
+from stream.core.periods import is_expired, month_key
 from stream.core.scoring import DEFAULT
 
 CFG = KpiConfig()
@@ -145,3 +146,24 @@ def test_an_old_event_whose_day_expired_still_counts_in_its_month() -> None:
     assert "day:2025-06-10" not in periods
     assert periods["month:2025-06"]["center"]["counts"]["offered"] == 1
     assert eng.too_late == 0
+
+
+@given(
+    ts=st.integers(ms("2025-10-01T00:00:00Z"), ms("2026-06-01T00:00:00Z")),
+    watermark=st.integers(0, ms("2026-06-01T00:00:00Z")),
+    months=st.integers(1, 3),
+    tz=st.sampled_from(["UTC", "Europe/Moscow", "America/Sao_Paulo", "Pacific/Kiritimati"]),
+)
+def test_too_late_is_exactly_the_retention_of_the_events_month(
+    ts: int, watermark: int, months: int, tz: str
+) -> None:
+    # check_time skips the month test for events at or after the watermark (their month is kept):
+    # the rule it must equal is the plain one, for every event time, watermark and retention.
+    cfg = KpiConfig(retention_months=months, tz=tz)
+    expired = watermark > 0 and is_expired(month_key(ts, tz), watermark, tz, cfg.retention_days, months)
+    try:
+        check_time(ts, watermark, NOW, cfg)
+    except TooLate:
+        assert expired
+    else:
+        assert not expired
