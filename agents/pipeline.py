@@ -137,7 +137,9 @@ class Pipeline:
         # Faust derives serializers from model types; ours are codecs: the changelog topic (which
         # recovery reads through) is built with them, and the table writes with them.
         topic = faust_compat.changelog_topic(self.app, name, p, self.codecs.text, value_codec)
-        table: Any = self.app.Table(name, partitions=p, help=help_text, changelog_topic=topic)
+        table: Any = self.app.Table(
+            name, partitions=p, help=help_text, changelog_topic=topic, options=store_options(self.settings)
+        )
         table.key_serializer = self.codecs.text
         table.value_serializer = value_codec
         return table
@@ -425,6 +427,21 @@ class Pipeline:
     def business(self) -> BusinessState:
         biz: BusinessState | None = self.business_table.get(BUSINESS_KEY)
         return biz or BusinessState()
+
+
+def store_options(settings: Settings) -> dict[str, int] | None:
+    """Table options for the store: with rocksdb://, the memory of each partition's database.
+
+    Faust opens one RocksDB per table and partition, each with its own memtables (64 MB, up to 3)
+    and block cache (2 GB) by default: sized for one big database, not for dozens of small ones.
+    """
+    if not settings.store.startswith("rocksdb"):
+        return None
+    return {
+        "write_buffer_size": int(settings.rocksdb_write_buffer_mb * 2**20),
+        "max_write_buffer_number": 2,  # one being written, one being flushed to disk
+        "block_cache_size": int(settings.rocksdb_block_cache_mb * 2**20),
+    }
 
 
 def _dumps(value: Any) -> bytes:

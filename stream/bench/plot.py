@@ -19,7 +19,7 @@ from typing import Any
 
 from stream.bench.stats import TARGET_RSS_MB
 
-TREND_WINDOW_S = 20.0  # the speed line's span: several flushes and batches
+TREND_SPAN = 0.1  # the speed line's spans: a tenth of the workload's operator-days each
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +31,15 @@ class GrowthPoint:
     rss_mb: float
 
 
-def growth_points(memory: Mapping[str, Any], window_s: float = 0.0) -> list[GrowthPoint]:
-    """The speed over successive spans of the memory step's samples, and the state at each span's end.
+def growth_points(memory: Mapping[str, Any], span_operator_days: float = 0.0) -> list[GrowthPoint]:
+    """The speed while the state grew through successive spans, and the state and RSS at each end.
 
-    A span is the time from one point to the first sample at least `window_s` later (0: every
+    A span runs from one point to the first sample at least `span_operator_days` further (0: every
     sampling interval); consumption comes in bursts (batches, flushes, the producer's backlog), so
-    a longer span shows the trend. Operator-days held are the events consumed scaled to the
-    workload's operators x days (its events are one, two or three per operator-day, in time
-    order). Spans in which nothing was consumed (after the last event: publishing, settling) are
-    no speed figure and are left out.
+    spans of state show the trend. Operator-days held are the events consumed scaled to the
+    workload's operators x days (its events are one, two or three per operator-day, in time order).
+    Intervals in which nothing was consumed (after the last event: publishing, settling) are no
+    speed figure and are left out.
     """
     samples: Sequence[Sequence[float]] = memory.get("samples") or ()
     events = float(memory.get("events") or 0)
@@ -49,10 +49,9 @@ def growth_points(memory: Mapping[str, Any], window_s: float = 0.0) -> list[Grow
     out: list[GrowthPoint] = []
     t0, c0, _ = samples[0]
     for t1, c1, rss in samples[1:]:
-        if t1 - t0 < max(window_s, 1e-9):
+        if t1 <= t0 or c1 <= c0 or (c1 - c0) * per_event < span_operator_days:
             continue
-        if c1 > c0:
-            out.append(GrowthPoint(round(c1 * per_event, 1), round((c1 - c0) / (t1 - t0), 1), float(rss)))
+        out.append(GrowthPoint(round(c1 * per_event, 1), round((c1 - c0) / (t1 - t0), 1), float(rss)))
         t0, c0 = t1, c1
     return out
 
@@ -68,7 +67,7 @@ def plot_growth(result: Mapping[str, Any], path: Path) -> Path:
     points = growth_points(memory)
     if not points:
         raise ValueError("the bench result has no memory samples (run the memory step of this version)")
-    trend = growth_points(memory, TREND_WINDOW_S)
+    trend = growth_points(memory, TREND_SPAN * float(memory["operators"]) * float(memory["days"]))
     fig, (speed, rss) = plt.subplots(2, 1, sharex=True, figsize=(8, 6), constrained_layout=True)
     speed.plot(
         [p.operator_days for p in points], [p.events_per_s for p in points], ".", color="tab:blue",
@@ -76,7 +75,7 @@ def plot_growth(result: Mapping[str, Any], path: Path) -> Path:
     )  # fmt: skip
     speed.plot(
         [p.operator_days for p in trend], [p.events_per_s for p in trend], "-o", color="tab:blue",
-        label=f"over {TREND_WINDOW_S:.0f} s spans",
+        label=f"over spans of {TREND_SPAN:.0%} of the operator-days",
     )  # fmt: skip
     speed.set_ylabel("events/s consumed")
     speed.set_ylim(bottom=0)

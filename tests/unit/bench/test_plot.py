@@ -33,13 +33,13 @@ def test_intervals_without_consumption_are_no_speed_figure() -> None:
     assert growth_points({"events": 0}) == []
 
 
-def test_a_window_merges_intervals_into_spans_of_at_least_that_long() -> None:
+def test_spans_of_state_merge_intervals_until_that_much_more_is_held() -> None:
     samples = [[0.0, 0.0, 60.0], [5.0, 100.0, 70.0], [10.0, 1_000.0, 80.0], [15.0, 1_100.0, 90.0]]
     samples += [[21.0, 2_000.0, 95.0], [26.0, 2_000.0, 96.0]]
-    # Spans 0-10 s and 10-21 s; the last span consumed nothing and is no speed figure.
-    assert growth_points(_memory(samples), window_s=10.0) == [
+    # Spans of at least 400 operator-days (800 events): 0-10 s and 10-21 s; nothing after.
+    assert growth_points(_memory(samples), span_operator_days=400.0) == [
         GrowthPoint(500.0, 100.0, 80.0),
-        GrowthPoint(1_000.0, 90.9, 95.0),  # 900 events in 11 s, rounded
+        GrowthPoint(1_000.0, 90.9, 95.0),  # 1,000 events in 11 s, rounded
     ]
 
 
