@@ -234,11 +234,9 @@ class Settings:
             raise ConfigError("store", "must be memory:// or rocksdb:// (docs/architecture.md)")
         if not 0 <= self.batch_linger_s <= 1:
             raise ConfigError("batch_linger_s", "must be between 0 and 1 second")
-        if self.rocksdb_write_buffer_mb <= 0 or self.rocksdb_block_cache_mb <= 0:
-            raise ConfigError(
-                "rocksdb_write_buffer_mb" if self.rocksdb_write_buffer_mb <= 0 else "rocksdb_block_cache_mb",
-                "must be positive (MB)",
-            )
+        for name in ("rocksdb_write_buffer_mb", "rocksdb_block_cache_mb"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1 (MB)")
         if self.memory_trim_interval_s < 0:
             raise ConfigError("memory_trim_interval_s", "must be 0 (never) or positive")
         if self.producer_backlog_max < 100:

@@ -56,6 +56,16 @@ def growth_points(memory: Mapping[str, Any], span_operator_days: float = 0.0) ->
     return out
 
 
+def rss_points(memory: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """(operator-days held, RSS MB) of every sample, also those after the last event was consumed
+    (the final flushes: they stack at the right edge, and the peak is often among them)."""
+    events = float(memory.get("events") or 0)
+    if not events:
+        return []
+    per_event = float(memory["operators"]) * float(memory["days"]) / events
+    return [(round(c * per_event, 1), float(rss)) for _, c, rss in memory.get("samples") or ()]
+
+
 def plot_growth(result: Mapping[str, Any], path: Path) -> Path:
     """Draw the memory step of a bench result document to a PNG at `path`."""
     import matplotlib
@@ -81,9 +91,10 @@ def plot_growth(result: Mapping[str, Any], path: Path) -> Path:
     speed.set_ylim(bottom=0)
     speed.grid(alpha=0.3)
     speed.legend(loc="upper right")
+    held = rss_points(memory)
     rss.plot(
-        [p.operator_days for p in points], [p.rss_mb for p in points], marker=".", color="tab:red",
-        label="worker RSS",
+        [x for x, _ in held], [y for _, y in held], marker=".", color="tab:red",
+        label="worker RSS (after the last event: at the right edge)",
     )  # fmt: skip
     rss.axhline(float(memory["idle_rss_mb"]), color="grey", linestyle=":", label="idle worker")
     rss.axhline(TARGET_RSS_MB, color="black", linestyle="--", label=f"target {TARGET_RSS_MB:.0f} MB")

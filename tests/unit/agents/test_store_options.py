@@ -37,6 +37,8 @@ def test_the_memory_store_takes_no_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["rocksdb_write_buffer_mb", "rocksdb_block_cache_mb"])
-def test_rocksdb_memory_must_be_positive(name: str) -> None:
-    with pytest.raises(ConfigError, match=name):
-        load_settings(env={}, overrides={name: 0})
+def test_rocksdb_memory_is_at_least_a_megabyte(name: str) -> None:
+    for too_small in (0, 0.5):
+        with pytest.raises(ConfigError, match=name):
+            load_settings(env={}, overrides={name: too_small})
+    load_settings(env={}, overrides={name: 1})

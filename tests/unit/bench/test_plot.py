@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream.bench.plot import GrowthPoint, growth_points, main, plot_growth
+from stream.bench.plot import GrowthPoint, growth_points, main, plot_growth, rss_points
 
 
 def _memory(samples: list[list[float]]) -> dict[str, Any]:
@@ -41,6 +41,12 @@ def test_spans_of_state_merge_intervals_until_that_much_more_is_held() -> None:
         GrowthPoint(500.0, 100.0, 80.0),
         GrowthPoint(1_000.0, 90.9, 95.0),  # 1,000 events in 11 s, rounded
     ]
+
+
+def test_rss_is_every_sample_also_after_the_last_event() -> None:
+    samples = [[0.0, 0.0, 60.0], [5.0, 2_000.0, 200.0], [10.0, 2_000.0, 250.0]]
+    assert rss_points(_memory(samples)) == [(0.0, 60.0), (1_000.0, 200.0), (1_000.0, 250.0)]
+    assert rss_points({"events": 0}) == []
 
 
 def test_plot_writes_a_png_from_a_result_document(tmp_path: Path) -> None:

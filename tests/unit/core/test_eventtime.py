@@ -148,17 +148,10 @@ def test_an_old_event_whose_day_expired_still_counts_in_its_month() -> None:
     assert eng.too_late == 0
 
 
-@given(
-    ts=st.integers(ms("2025-10-01T00:00:00Z"), ms("2026-06-01T00:00:00Z")),
-    watermark=st.integers(0, ms("2026-06-01T00:00:00Z")),
-    months=st.integers(1, 3),
-    tz=st.sampled_from(["UTC", "Europe/Moscow", "America/Sao_Paulo", "Pacific/Kiritimati"]),
-)
-def test_too_late_is_exactly_the_retention_of_the_events_month(
-    ts: int, watermark: int, months: int, tz: str
-) -> None:
-    # check_time skips the month test for events at or after the watermark (their month is kept):
-    # the rule it must equal is the plain one, for every event time, watermark and retention.
+ZONES = ["UTC", "Europe/Berlin", "America/Santiago", "Australia/Lord_Howe", "Pacific/Kiritimati"]
+
+
+def _too_late_is_the_plain_rule(ts: int, watermark: int, months: int, tz: str) -> None:
     cfg = KpiConfig(retention_months=months, tz=tz)
     expired = watermark > 0 and is_expired(month_key(ts, tz), watermark, tz, cfg.retention_days, months)
     try:
@@ -167,3 +160,32 @@ def test_too_late_is_exactly_the_retention_of_the_events_month(
         assert expired
     else:
         assert not expired
+
+
+@given(
+    ts=st.integers(ms("2025-10-01T00:00:00Z"), ms("2026-06-01T00:00:00Z")),
+    offset=st.integers(-100 * DAY_MS, 100 * DAY_MS),
+    months=st.integers(1, 3),
+    tz=st.sampled_from(ZONES),
+)
+def test_too_late_is_exactly_the_retention_of_the_events_month(
+    ts: int, offset: int, months: int, tz: str
+) -> None:
+    # check_time skips the month test for events at or after the watermark (their month is kept):
+    # the rule it must equal is the plain one, for event times around the watermark (either side,
+    # within a few months), any retention, and zones with daylight saving time on both hemispheres.
+    _too_late_is_the_plain_rule(ts, max(0, ts + offset), months, tz)
+
+
+@pytest.mark.parametrize("tz", ZONES)
+@pytest.mark.parametrize("months", [1, 2])
+def test_too_late_at_month_boundaries_is_the_plain_rule(tz: str, months: int) -> None:
+    from zoneinfo import ZoneInfo
+
+    for boundary in ("2026-03-01", "2026-04-01", "2026-10-01", "2026-11-01"):
+        edge = int(
+            datetime.fromisoformat(f"{boundary}T00:00:00").replace(tzinfo=ZoneInfo(tz)).timestamp() * 1000
+        )
+        for ts in (edge - 60_000, edge - 1, edge, edge + 1):
+            for watermark in (edge - 1, edge, edge + 60_000, edge + 31 * DAY_MS, 0):
+                _too_late_is_the_plain_rule(ts, watermark, months, tz)
