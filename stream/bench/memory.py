@@ -45,13 +45,14 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         samples: list[list[float]] = [[0.0, 0.0, round(idle, 1)]]  # [s since t0, events consumed, RSS MB]
         while True:
             w.check_alive()
-            peak = max(peak, w.rss_mb())
+            rss = w.rss_mb()
+            peak = max(peak, rss)
             now = time.time()
             if now >= next_metrics:  # the page grows with every operator and period: not too often
                 consumed = w.events_total() or consumed
                 next_metrics = now + 5.0
                 if consumed is not None:
-                    samples.append([round(now - t0, 2), consumed, round(w.rss_mb(), 1)])
+                    samples.append([round(now - t0, 2), consumed, round(rss, 1)])
             missing, d = redis_check(rc, expected, 3)
             done = consumed is not None and consumed >= len(messages)
             if done and not missing:

@@ -42,10 +42,9 @@ def growth_points(memory: Mapping[str, Any], span_operator_days: float = 0.0) ->
     speed figure and are left out.
     """
     samples: Sequence[Sequence[float]] = memory.get("samples") or ()
-    events = float(memory.get("events") or 0)
-    if not events or not samples:
+    per_event = _operator_days_per_event(memory)
+    if not per_event or not samples:
         return []
-    per_event = float(memory["operators"]) * float(memory["days"]) / events
     out: list[GrowthPoint] = []
     t0, c0, _ = samples[0]
     for t1, c1, rss in samples[1:]:
@@ -59,11 +58,18 @@ def growth_points(memory: Mapping[str, Any], span_operator_days: float = 0.0) ->
 def rss_points(memory: Mapping[str, Any]) -> list[tuple[float, float]]:
     """(operator-days held, RSS MB) of every sample, also those after the last event was consumed
     (the final flushes: they stack at the right edge, and the peak is often among them)."""
-    events = float(memory.get("events") or 0)
-    if not events:
-        return []
-    per_event = float(memory["operators"]) * float(memory["days"]) / events
+    per_event = _operator_days_per_event(memory)
     return [(round(c * per_event, 1), float(rss)) for _, c, rss in memory.get("samples") or ()]
+
+
+def _operator_days(memory: Mapping[str, Any]) -> float:
+    return float(memory["operators"]) * float(memory["days"])
+
+
+def _operator_days_per_event(memory: Mapping[str, Any]) -> float:
+    """The workload's operator-days over its events (0 when it had none): consumed events -> state."""
+    events = float(memory.get("events") or 0)
+    return _operator_days(memory) / events if events else 0.0
 
 
 def plot_growth(result: Mapping[str, Any], path: Path) -> Path:
@@ -77,7 +83,7 @@ def plot_growth(result: Mapping[str, Any], path: Path) -> Path:
     points = growth_points(memory)
     if not points:
         raise ValueError("the bench result has no memory samples (run the memory step of this version)")
-    trend = growth_points(memory, TREND_SPAN * float(memory["operators"]) * float(memory["days"]))
+    trend = growth_points(memory, TREND_SPAN * _operator_days(memory))
     fig, (speed, rss) = plt.subplots(2, 1, sharex=True, figsize=(8, 6), constrained_layout=True)
     speed.plot(
         [p.operator_days for p in points], [p.events_per_s for p in points], ".", color="tab:blue",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -180,8 +181,6 @@ def test_too_late_is_exactly_the_retention_of_the_events_month(
 @pytest.mark.parametrize("tz", ZONES)
 @pytest.mark.parametrize("months", [1, 2])
 def test_too_late_at_month_boundaries_is_the_plain_rule(tz: str, months: int) -> None:
-    from zoneinfo import ZoneInfo
-
     for boundary in ("2026-03-01", "2026-04-01", "2026-10-01", "2026-11-01"):
         edge = int(
             datetime.fromisoformat(f"{boundary}T00:00:00").replace(tzinfo=ZoneInfo(tz)).timestamp() * 1000
