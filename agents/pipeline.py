@@ -30,7 +30,7 @@ from schemas.timestamps import format_ts
 from stream import kafka_clients
 from stream.config import Settings
 from stream.core import jsonbytes
-from stream.core.aggregate import AggregateStore, AggState
+from stream.core.aggregate import AggregateStore, AggState, KeysByPeriod
 from stream.core.alerts import ALERT_KPIS, FIRING, AlertState, evaluate, rule_for
 from stream.core.contributions import CENTER, KIND_OF_STREAM, QUEUE
 from stream.core.deltas import DeltaBatch, encode_business
@@ -118,6 +118,7 @@ class Pipeline:
         self.store = AggregateStore(self.agg_table, self.cfg, rolling=True, event_time=self.event_time)
         # Keys written per table partition, so sweeps can delete them while processing that partition.
         self._keys: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._agg_keys: defaultdict[int, KeysByPeriod] = defaultdict(KeysByPeriod)
         self._last_sweep: dict[tuple[str, int], float] = {}
         # Event time per input partition: an entity's events all come through its partition, so its
         # state expires by that partition's time, not by another partition that is days ahead
@@ -155,6 +156,8 @@ class Pipeline:
             slot = self._slot_of_topic.get(tp.topic)
             if slot is not None:
                 self._keys.pop((slot, tp.partition), None)
+                if slot == "agg":
+                    self._agg_keys.pop(tp.partition, None)
                 self._last_sweep.pop((slot, tp.partition), None)
 
     # ---------------------------------------------------------------- stage 1
@@ -335,7 +338,7 @@ class Pipeline:
             part_changed: list[str] = []
             for ev in evs:
                 part_changed.extend(self._apply_deltas(ev, store, biz_cache))
-            self._keys[("agg", partition)].update(k for k in part_changed if k != BUSINESS_KEY)
+            self._agg_keys[partition].add(k for k in part_changed if k != BUSINESS_KEY)
             self._sweep_aggregates(partition, store, aggs)
             await self.evaluate_alerts(part_changed, store, alerts)
             aggs.flush()
@@ -414,10 +417,8 @@ class Pipeline:
         if now - self._last_sweep.get(slot, 0.0) < SWEEP_EVERY_S:
             return
         self._last_sweep[slot] = now
-        keys = self._keys[slot]
-        for k in [k for k in keys if store.is_expired_key(k)]:
+        for k in self._agg_keys[partition].pop_expired(store.is_expired_period):
             del aggs[k]
-            keys.discard(k)
 
     # ---------------------------------------------------------------- reads
     def local_aggregates(self) -> dict[str, AggState]:

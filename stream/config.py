@@ -113,6 +113,12 @@ class Settings:
         "How often the worker gives the C allocator's free memory back to the system (glibc "
         "malloc_trim; 0: never; stream/memory_trim.py).",
     )
+    gc_full_interval_s: float = setting(
+        300.0,
+        "Seconds between the worker's full passes of Python's cyclic garbage collector, which "
+        "otherwise walk every object of the state many times a minute under load (0: Python's "
+        "own schedule; stream/gc_schedule.py).",
+    )
     rebalance_timeout_s: float = setting(
         3.0, "How long the consumer group waits for members to rejoin during a rebalance."
     )
@@ -239,6 +245,8 @@ class Settings:
                 raise ConfigError(name, "must be at least 1 (MB)")
         if self.memory_trim_interval_s < 0:
             raise ConfigError("memory_trim_interval_s", "must be 0 (never) or positive")
+        if self.gc_full_interval_s < 0:
+            raise ConfigError("gc_full_interval_s", "must be 0 (Python's schedule) or positive")
         if self.producer_backlog_max < 100:
             raise ConfigError("producer_backlog_max", "must be at least 100 (Faust's own buffer limit)")
         if self.share_interval_s < self.flush_interval_s:

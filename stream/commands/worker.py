@@ -85,6 +85,7 @@ def build_worker_app(settings: Settings) -> Any:
     from agents.pipeline import Pipeline
     from agents.publishing import install_publisher
     from agents.web import install_pages
+    from stream.gc_schedule import FullCollections
     from stream.memory_trim import MemoryTrimmer, glibc_trim
     from stream.strategies import load_book
 
@@ -100,6 +101,13 @@ def build_worker_app(settings: Settings) -> Any:
         await trimmer.run()
 
     pipeline.app.task(kpistream_memory_trim)
+    collections = FullCollections(settings.gc_full_interval_s)
+    collections.install()
+
+    async def kpistream_gc_full() -> None:
+        await collections.run()
+
+    pipeline.app.task(kpistream_gc_full)
     return pipeline
 
 

@@ -88,10 +88,12 @@ def operator_records(
         for op in [op for op in cache if op not in scored]:
             del cache[op]
     wanted: Iterable[str] = operators
+    scores = {op: sc[3] for op, sc in scored.items()}
     if before is not None:
         wanted = [op for op in operators if before.get(op) is not scored.get(op)]
-    scores = {op: sc[3] for op, sc in scored.items()}
-    shares = fund_shares(scores)
+        shares = fund_shares(scores, [op for op in wanted if op in scores])
+    else:
+        shares = fund_shares(scores)
     amounts = {} if fund is None else payroll_amounts(scores, fund.amount, fund.minor_digits)
     kind, start = _period_fields(period_key, tz)
     updated = format_ts(now_ms)

@@ -8,7 +8,7 @@ to the fund exactly (largest remainder), because payroll pays them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -79,13 +79,20 @@ def f_score(kpis: Mapping[str, Ratio], strategy: Strategy) -> Fraction:
     return f
 
 
-def fund_shares(scores: Mapping[str, Fraction]) -> dict[str, Fraction | None]:
-    """max(F_i, 0) / sum of max(F_j, 0) over the operators given; None for all when the sum is 0."""
-    positive = {k: max(v, Fraction(0)) for k, v in scores.items()}
-    s = sum(positive.values(), Fraction(0))
+def fund_shares(
+    scores: Mapping[str, Fraction], only: Iterable[str] | None = None
+) -> dict[str, Fraction | None]:
+    """max(F_i, 0) / sum of max(F_j, 0) over the operators given; None for all when the sum is 0.
+
+    `only`: the shares of these operators (of `scores`) alone, still over everyone's sum: a flush
+    of a period with thousands of operators publishes the few whose counts changed.
+    """
+    zero = Fraction(0)
+    s = sum((v for v in scores.values() if v > zero), zero)
+    wanted = scores.keys() if only is None else only
     if s == 0:
-        return dict.fromkeys(scores)
-    return {k: v / s for k, v in positive.items()}
+        return dict.fromkeys(wanted)
+    return {k: max(scores[k], zero) / s for k in wanted}
 
 
 MINOR_DIGITS = 2  # digits of the currency's minor unit: 2 = cents (0 for yen, 3 for dinars)

@@ -47,6 +47,7 @@ class _Targets:
     """The dirty keys sorted by the records they feed."""
 
     op_periods: set[str] = field(default_factory=set)
+    op_dirty: dict[str, set[str]] = field(default_factory=dict)  # period -> operators changed
     card_periods: set[str] = field(default_factory=set)
     queue_keys: list[str] = field(default_factory=list)
 
@@ -84,7 +85,7 @@ class BatchBuilder:
             retention_watermark=scope.retention_watermark,
         )
         targets = self._targets(scope.dirty, scope.retention_watermark)
-        self._operators(batch, scope, targets.op_periods, {day, month, ROLLING})
+        self._operators(batch, scope, targets, {day, month, ROLLING})
         self._queues(batch, scope, targets.queue_keys)
         self._live(batch, scope)
         self._scorecards(batch, scope, targets.card_periods)
@@ -103,30 +104,39 @@ class BatchBuilder:
                 }
                 out.card_periods |= self.index.retained_periods(retention_wm, cfg) | biz_periods
                 continue
-            scope, _, pk = AggKey.decode(key)
+            scope, sid, pk = AggKey.decode(key)
             if pk in self.index.retracted:
                 continue
             if scope == OP:
                 out.op_periods.add(pk)
+                out.op_dirty.setdefault(pk, set()).add(sid)
             elif scope in (QUEUE, CENTER):
                 out.queue_keys.append(key)
                 if scope == CENTER and pk != ROLLING:
                     out.card_periods.add(pk)
         return out
 
-    def _operators(self, batch: Batch, scope: BuildScope, op_periods: set[str], live: set[str]) -> None:
+    def _operators(self, batch: Batch, scope: BuildScope, targets: _Targets, live: set[str]) -> None:
         self.scores.keep_only(live)
         t = scope.now_ms / 1000
-        for pk in sorted(op_periods):
-            counts: dict[str, Counts] = {}
-            for op in self.index.operators(pk):
+        for pk in sorted(targets.op_periods):
+            cache = self.scores.cache_for(pk, live)
+            # Rule: a live period's counts of the last build are complete and current but for the
+            # operators whose keys are dirty now (a rolling period's are all dirty when the
+            # watermark moved), so only those are read again; a full or everything build reads all.
+            last = None if scope.full or scope.everything else self.scores.counts_of(pk)
+            counts: dict[str, Counts] = {} if last is None else last
+            readers = self.index.operators(pk) if last is None else sorted(targets.op_dirty[pk])
+            for op in readers:
                 key = agg_key(OP, op, pk)
                 st = self.reader.read(key)
                 if st is None:
                     self.index.forget(key)
+                    counts.pop(op, None)
                 else:
                     counts[op] = st.counts
-            cache = self.scores.cache_for(pk, live)
+            if cache is not None:
+                self.scores.keep_counts(pk, counts)
             everyone = self.scores.everyone(
                 pk, len(counts), t, cached=cache is not None, forced=scope.full or scope.everything
             )

@@ -78,12 +78,21 @@ class KeyIndex:
         self.periods = set()
 
     def rebuild(self, keys: Iterable[str]) -> set[str]:
-        """Index exactly `keys` (a scan of the table); return the indexed keys that were not known."""
+        """Index exactly `keys` (a scan of the table); return the indexed keys that were not known.
+
+        Only the difference is applied: a worker holding 5,000 operators x 40 days re-indexed
+        215,000 keys every 30 s to find none new (0.6 s on the event loop; docs/benchmarks.md).
+        """
         keys = set(keys)
         new = keys - self.known
-        self.clear()
-        for k in keys:
+        for k in self.known - keys:
+            self.forget(k)
+        for k in new:
             self.add(k)
+        # A period whose keys are all gone leaves the index, as an index built afresh has it.
+        for pk in [pk for pk, ks in self.by_period.items() if not ks]:
+            del self.by_period[pk]
+        self.periods = {pk for pk in self.periods if pk in self.by_period}
         return new & self.known  # keys of retracted periods are not indexed
 
     def operators(self, period_key: str) -> list[str]:

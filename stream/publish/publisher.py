@@ -182,8 +182,10 @@ class Publisher:
         """Rebuild the index from all keys (a scan); return the keys it did not know.
 
         Keys normally reach the index through `mark`; this catches state that came without deltas
-        (recovered from a changelog, or rebalanced in) and drops keys that expired.
+        (recovered from a changelog, or rebalanced in) and drops keys that expired. The counts kept
+        of the live periods go too: the next build reads every operator again.
         """
+        self.scores.forget_counts()
         return self.index.rebuild(self.reader.keys())
 
     def build(self, now_ms: int | None = None, *, full: bool = False) -> Batch:

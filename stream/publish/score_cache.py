@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stream.core.counts import Counts
 from stream.core.outputs import ScoredOperator
 
 SHARES_EVERY_FLUSH_UP_TO = 500  # operators in a period; see docs/outputs.md
@@ -20,6 +21,8 @@ class ScoreCache:
         self.share_interval_s = share_interval_s
         self.caches: dict[str, dict[str, ScoredOperator]] = {}
         self.shares_at: dict[str, float] = {}  # period -> when all its operators were last published
+        # period -> the counts of every operator of it as of the last build (see BatchBuilder)
+        self.counts: dict[str, dict[str, Counts]] = {}
 
     def keep_only(self, live_periods: set[str]) -> None:
         """Forget the periods that are no longer live (the day or month turned)."""
@@ -27,6 +30,8 @@ class ScoreCache:
             if pk not in live_periods:
                 del self.caches[pk]
                 self.shares_at.pop(pk, None)
+        for pk in [pk for pk in self.counts if pk not in live_periods]:
+            del self.counts[pk]
 
     def cache_for(self, period_key: str, live_periods: set[str]) -> dict[str, ScoredOperator] | None:
         return self.caches.setdefault(period_key, {}) if period_key in live_periods else None
@@ -40,9 +45,20 @@ class ScoreCache:
             or t - self.shares_at.get(period_key, float("-inf")) >= self.share_interval_s
         )
 
+    def counts_of(self, period_key: str) -> dict[str, Counts] | None:
+        """The counts of every operator of a live period as of the last build; None if not kept."""
+        return self.counts.get(period_key)
+
+    def keep_counts(self, period_key: str, counts: dict[str, Counts]) -> None:
+        self.counts[period_key] = counts
+
+    def forget_counts(self) -> None:
+        self.counts = {}
+
     def published_shares(self, period_key: str, t: float) -> None:
         self.shares_at[period_key] = t
 
     def clear(self) -> None:
         self.caches = {}
         self.shares_at = {}
+        self.counts = {}

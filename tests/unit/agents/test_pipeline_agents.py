@@ -235,3 +235,27 @@ async def test_a_replay_after_the_entity_state_expired_changes_nothing(harness: 
     day = group_by_period(harness.pipeline.local_aggregates())["day:2026-01-15"]
     assert day.center == {"offered": 1, "answered": 1, "sl_answered": 1}
     assert day.operators["o"]["answered"] == 1
+
+
+async def test_day_aggregates_out_of_retention_are_deleted_and_their_month_is_kept(
+    harness: Harness,
+) -> None:
+    """The sweep deletes whole periods that left retention (days after `retention_days`)."""
+    await harness.feed(
+        "telephony",
+        [
+            (b"c1", ev("e1", "call.offered", f"{T0}Z", call_id="c1", queue="q")),
+            (b"c1", ev("e2", "call.answered", f"{T0}.500Z", call_id="c1", operator_id="o")),
+        ],
+    )
+    table = harness.pipeline.agg_table
+    assert {"op|o|day:2026-01-15", "queue|q|day:2026-01-15"} <= set(table.keys())
+    later = [  # three months later: two events vouch for the new event time
+        (b"c8", ev("e8", "call.offered", "2026-04-20T09:00:00Z", call_id="c8", queue="q")),
+        (b"c9", ev("e9", "call.offered", "2026-04-20T09:00:01Z", call_id="c9", queue="q")),
+    ]
+    await harness.feed("telephony", later)
+    await harness.feed("telephony", [])  # the next batch's sweep sees the vouched time
+    keys = set(table.keys())
+    assert not {k for k in keys if k.endswith("|day:2026-01-15")}
+    assert {"op|o|month:2026-01", "queue|q|month:2026-01"} <= keys

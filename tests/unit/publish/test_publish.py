@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stream.core.aggregate import AggregateStore, AggState
-from stream.core.config import HOUR_MS, KpiConfig
+from stream.core.config import DAY_MS, HOUR_MS, KpiConfig
 from stream.core.entity import Delta
 from stream.metrics import Metrics
 from stream.publish import MappingReader, Publisher
@@ -17,6 +17,7 @@ from stream.sinks.prometheus import PrometheusSink
 from stream.strategies import StrategyBook, parse_book
 
 T0 = 1_768_467_600_000  # 2026-01-15T09:00:00Z
+DAY = DAY_MS
 
 
 class FakeClock:
@@ -270,15 +271,49 @@ def test_state_that_came_without_deltas_is_published_at_the_next_index_refresh()
 
 def test_expired_keys_leave_the_index() -> None:
     w = World([])
+    w.add("op", "a", T0 - DAY, ANSWER)
+    w.add("op", "b", T0 - DAY, ANSWER)
     w.add("op", "a", T0, ANSWER)
-    w.add("op", "b", T0, ANSWER)
     w.pub.flush()
     for k in [k for k in w.aggs if k.startswith("op|b|")]:
         del w.aggs[k]  # what the stage-2 sweep does to expired aggregates
-    w.add("op", "a", T0 + 1000, ANSWER)
+    w.add("op", "a", T0 - DAY + 1000, ANSWER)  # a late event of the day before
     batch = w.pub.flush()
     assert {r["operator_id"] for r in batch.operators} == {"a"}
-    assert "op|b|day:2026-01-15" not in w.pub.index.known
+    assert "op|b|day:2026-01-14" not in w.pub.index.known
+
+
+def test_a_live_period_reads_only_its_changed_operators_and_all_at_the_index_refresh() -> None:
+    """The counts of a live period's other operators are those of the last build (nothing else
+    changes them); the periodic index refresh reads them all again."""
+    w = World([])
+    for op in "abc":
+        w.add("op", op, T0, ANSWER)
+    w.pub.flush()
+    reads: list[str] = []
+    read = w.pub.reader.read
+
+    def counting_read(key: str) -> Any:
+        reads.append(key)
+        return read(key)
+
+    w.pub.reader.read = counting_read  # type: ignore[method-assign]
+    w.add("op", "a", T0, ANSWER)  # same time: the rolling hour does not slide
+    batch = w.pub.flush()
+    assert sorted(k for k in reads if k.startswith("op|")) == [
+        "op|a|day:2026-01-15",
+        "op|a|month:2026-01",
+        "op|a|rolling",
+    ]
+    assert {r["operator_id"] for r in batch.operators} == {"a"}
+    assert {r["counts"]["presented"] for r in batch.operators} == {2}
+    reads.clear()
+    w.clock.t += 60  # past the index refresh (sweep_every_s)
+    w.add("op", "b", T0, ANSWER)
+    w.pub.flush()
+    assert {k for k in reads if k.startswith("op|") and k.endswith("day:2026-01-15")} == {
+        f"op|{op}|day:2026-01-15" for op in "abc"
+    }
 
 
 def test_with_many_operators_share_only_changes_wait_for_the_share_interval(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from stream.core.aggregate import AggregateStore, AggState
 from stream.core.config import KpiConfig
 from stream.core.entity import Delta
@@ -38,6 +41,43 @@ def test_key_index_sorts_keys_by_what_batches_need() -> None:
     assert idx.retained_periods(T0 + 400 * 86_400_000, cfg) == set()  # the month left retention
     idx.clear()
     assert not idx.known and not idx.periods
+
+
+KEYS = st.sampled_from(
+    [
+        f"{scope}|{sid}|{pk}"
+        for scope, sid in (("op", "a"), ("op", "b"), ("op", "x|y"), ("queue", "s"), ("center", ""))
+        for pk in ("rolling", "day:2026-01-14", "day:2026-01-15", "month:2026-01", "day:2025-11-01")
+    ]
+    + ["live|q|now", "live|r|now", BUSINESS_KEY]
+)
+
+
+def _view(idx: KeyIndex) -> tuple[object, ...]:
+    return (
+        idx.known,
+        {pk: ops for pk, ops in idx.ops_by_period.items() if ops},
+        dict(idx.by_period),
+        idx.rolling,
+        idx.now,
+        idx.periods,
+    )
+
+
+@given(st.lists(st.sets(KEYS), min_size=1, max_size=5))
+def test_a_rebuild_applies_the_difference_and_equals_an_index_built_afresh(
+    scans: list[set[str]],
+) -> None:
+    kept = KeyIndex()
+    kept.retracted.add("day:2025-11-01")  # a period out of retention is never indexed again
+    for keys in scans:
+        before = set(kept.known)
+        new = kept.rebuild(keys)
+        fresh = KeyIndex()
+        fresh.retracted.add("day:2025-11-01")
+        fresh.rebuild(keys)
+        assert _view(kept) == _view(fresh)
+        assert new == kept.known - before
 
 
 def test_change_filter_ignores_the_time_stamp() -> None:
