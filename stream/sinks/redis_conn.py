@@ -53,8 +53,8 @@ class HiredisPacking:
     """`pack_command` in C (hiredis) for redis-py's asyncio connections, byte for byte the same.
 
     redis-py's sync client packs with hiredis when it is installed; its asyncio connection always
-    packs in Python, about 44 us for one operator hash (30 fields), so a flush of 5,000 operator
-    records spent 0.2 s packing (docs/benchmarks.md, "Flat cost"). hiredis takes a seventh of that.
+    packs in Python, about 29 us for one operator hash (30 fields), so a flush of 5,000 operator
+    records spent 0.15 s packing (docs/benchmarks.md, third session). hiredis takes a ninth of that.
     The arguments are checked as redis-py's encoder checks them (no None, no bool).
     """
 
