@@ -102,9 +102,9 @@ def build_worker_app(settings: Settings) -> Any:
 
     pipeline.app.task(kpistream_memory_trim)
     collections = FullCollections(settings.gc_full_interval_s)
-    collections.install()
 
     async def kpistream_gc_full() -> None:
+        collections.install()  # when the worker runs, not when its app is built (tests build it)
         await collections.run()
 
     pipeline.app.task(kpistream_gc_full)
