@@ -46,7 +46,6 @@ class BuildScope:
 class _Targets:
     """The dirty keys sorted by the records they feed."""
 
-    op_periods: set[str] = field(default_factory=set)
     op_dirty: dict[str, set[str]] = field(default_factory=dict)  # period -> operators changed
     card_periods: set[str] = field(default_factory=set)
     queue_keys: list[str] = field(default_factory=list)
@@ -108,7 +107,6 @@ class BatchBuilder:
             if pk in self.index.retracted:
                 continue
             if scope == OP:
-                out.op_periods.add(pk)
                 out.op_dirty.setdefault(pk, set()).add(sid)
             elif scope in (QUEUE, CENTER):
                 out.queue_keys.append(key)
@@ -119,7 +117,7 @@ class BatchBuilder:
     def _operators(self, batch: Batch, scope: BuildScope, targets: _Targets, live: set[str]) -> None:
         self.scores.keep_only(live)
         t = scope.now_ms / 1000
-        for pk in sorted(targets.op_periods):
+        for pk in sorted(targets.op_dirty):
             cache = self.scores.cache_for(pk, live)
             # Rule: a live period's counts of the last build are complete and current but for the
             # operators whose keys are dirty now (a rolling period's are all dirty when the

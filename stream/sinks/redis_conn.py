@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import hiredis
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import DataError
+from redis.connection import HiredisRespSerializer
 
 from stream.config import Settings
 from stream.sinks.redis_keys import DEFAULT_KEYSPACE, Keyspace
@@ -52,33 +51,18 @@ class RedisTarget:
 class HiredisPacking:
     """`pack_command` in C (hiredis) for redis-py's asyncio connections, byte for byte the same.
 
-    redis-py's sync client packs with hiredis when it is installed; its asyncio connection always
-    packs in Python, about 29 us for one operator hash (30 fields), so a flush of 5,000 operator
-    records spent 0.15 s packing (docs/benchmarks.md, third session). hiredis takes a ninth of that.
-    The arguments are checked as redis-py's encoder checks them (no None, no bool).
+    redis-py's sync client packs with hiredis when it is installed (`HiredisRespSerializer`); its
+    asyncio connection always packs in Python, about 29 us for one operator hash (30 fields), so a
+    flush of 5,000 operator records spent 0.15 s packing (docs/benchmarks.md, third session).
+    hiredis takes a ninth of that. The serializer refuses None and booleans as redis-py's encoder does.
     """
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        first = args[0]
-        if isinstance(first, str):
-            args = (*first.encode().split(), *args[1:])
-        elif b" " in first:
-            args = (*first.split(), *args[1:])
-        packed: list[Any] = []
-        for arg in args:
-            if arg is None or isinstance(arg, bool):
-                raise DataError(
-                    f"Invalid input of type: '{type(arg).__name__}'. "
-                    "Convert to a bytes, string, int or float first."
-                )
-            packed.append(bytes(arg) if isinstance(arg, bytearray | memoryview) else arg)
-        try:
-            command: Any = tuple(packed)
-            return [hiredis.pack_command(command)]
-        except TypeError as exc:
-            raise DataError(str(exc)) from exc
+        packed: list[bytes] = _SERIALIZER.pack(*args)
+        return packed
 
 
+_SERIALIZER = HiredisRespSerializer()
 _PACKING: dict[type[Any], type[Any]] = {}
 
 
