@@ -67,6 +67,10 @@ class WriteBack(MutableMapping[str, V], Generic[V]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def pending_keys(self) -> list[str]:
+        """The keys written or deleted since the last flush (not yet in the backing table)."""
+        return list(self.pending)
+
     def flush(self) -> int:
         """Write what is pending to the backing table; return how many keys were written."""
         n = len(self.pending)

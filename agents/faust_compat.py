@@ -88,6 +88,14 @@ WATCHED: dict[str, str] = {
     "faust.stores.memory:Store._create_batch_iterator": (
         "b082c8bcc040382347025bd5b08d31700b2e6b1d2c0232f1de551f1b5495d1ed"
     ),
+    # `partition_keys` lists one partition's keys of a RocksDB store with these (its `_dbs` holds
+    # one database per partition)
+    "faust.stores.rocksdb:Store._visible_keys": (
+        "28b3c24a6884cbcd69ee040fa72fb9eb9808dc08cf6c3fdbb29715d33e9830d3"
+    ),
+    "faust.stores.base:Store._decode_key": (
+        "fcb649a35b6e5f45a4456220a4b63ee2d2ab90316a270b537a87843c589dc29e"
+    ),
     # `schedule_worker_shutdown` calls it (mode is Faust's service library)
     "mode.worker:Worker._schedule_shutdown": (
         "1a6a5dfc88c2298b7ddc84be024a4344a54eaca8ba3a2d39e0447fa5b3905aa4"
@@ -535,6 +543,27 @@ def key_partitions(table: Any) -> MutableMapping[Any, int] | None:
     store = getattr(table, "data", None)
     mapping = getattr(store, "_key_partition", None)
     return cast("MutableMapping[Any, int] | None", mapping)
+
+
+def partition_keys(table: Any, partition: int) -> list[Any] | None:
+    """The keys `table` holds in `partition`: recovered from its changelog or written here.
+
+    The sweeps need them: state recovered at start or rebalanced in arrives without a write, and a
+    sweep that knew only the keys written since would keep it for good. The memory store knows
+    each key's partition (`key_partitions`); RocksDB keeps one database per partition. None for a
+    mapping that is not a Faust table (a test's dict): it has no partitions and recovers nothing.
+    """
+    owners = key_partitions(table)
+    if owners is not None:
+        return [k for k, p in owners.items() if p == partition]
+    store = getattr(table, "data", None)
+    dbs = getattr(store, "_dbs", None)
+    if store is not None and dbs is not None:
+        db = dbs.get(partition)
+        return [] if db is None else [store._decode_key(k) for k in store._visible_keys(db)]
+    if store is None:
+        return None
+    raise KpiStreamError(f"cannot list the keys of one partition of a {type(store).__name__} table store")
 
 
 def record_key_partition(table: Any, key: Any, partition: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, MutableMapping
@@ -30,7 +31,7 @@ from schemas.timestamps import format_ts
 from stream import kafka_clients
 from stream.config import Settings
 from stream.core import jsonbytes
-from stream.core.aggregate import AggregateStore, AggState, KeysByPeriod
+from stream.core.aggregate import AggregateStore, AggState, HeldPeriods
 from stream.core.alerts import ALERT_KPIS, FIRING, AlertState, evaluate, rule_for
 from stream.core.contributions import CENTER, KIND_OF_STREAM, QUEUE
 from stream.core.deltas import DeltaBatch, encode_business
@@ -117,8 +118,12 @@ class Pipeline:
         # Reads only (the API and the publisher): the agents write through per-partition stores.
         self.store = AggregateStore(self.agg_table, self.cfg, rolling=True, event_time=self.event_time)
         # Keys written per table partition, so sweeps can delete them while processing that partition.
-        self._keys: dict[tuple[str, int], set[str]] = defaultdict(set)
-        self._agg_keys: defaultdict[int, KeysByPeriod] = defaultdict(KeysByPeriod)
+        # Seeded from the table partition at its first batch here (`_entity_keys`, `_held_periods`):
+        # state recovered at start or rebalanced in comes without a write, and must expire too.
+        # The entity keys are dicts with None values, not sets: a set of 12,000 strings takes 4x the
+        # slots a dict does (CPython grows sets under 50,000 fourfold).
+        self._keys: dict[tuple[str, int], dict[str, None]] = {}
+        self._agg_periods: dict[int, HeldPeriods] = {}
         self._last_sweep: dict[tuple[str, int], float] = {}
         # Event time per input partition: an entity's events all come through its partition, so its
         # state expires by that partition's time, not by another partition that is days ahead
@@ -157,7 +162,7 @@ class Pipeline:
             if slot is not None:
                 self._keys.pop((slot, tp.partition), None)
                 if slot == "agg":
-                    self._agg_keys.pop(tp.partition, None)
+                    self._agg_periods.pop(tp.partition, None)
                 self._last_sweep.pop((slot, tp.partition), None)
 
     # ---------------------------------------------------------------- stage 1
@@ -183,6 +188,8 @@ class Pipeline:
         """Validate, apply to entity state, and send the coalesced deltas of a batch of messages."""
         caches: dict[int, WriteBack[EntityState]] = {}
         stages: dict[int, Stage1] = {}  # one per partition, over that partition's cache
+        keysets: dict[int, dict[str, None]] = {}
+        sources: dict[int, str] = {}  # the sweep's entity keys of each partition
         last_event: dict[int, EventT[bytes]] = {}
         deltas = DeltaBatch(self.cfg.tz)
         business: list[tuple[str, int, dict[str, Any]]] = []
@@ -204,7 +211,9 @@ class Pipeline:
             types[event.type] += 1
             event_time.observe(event.ts, event.event_id)
             self._partition_time[(stream_name, msg.partition)].observe(event.ts, event.event_id)
-            source = f"{msg.topic}:{msg.partition}"
+            source = sources.get(msg.partition)
+            if source is None:  # one string per partition: held events keep it in their positions
+                source = sources[msg.partition] = sys.intern(f"{msg.topic}:{msg.partition}")
             if table is None or kind is None:
                 business.append((source, msg.offset, event.to_dict()))
                 continue
@@ -214,10 +223,11 @@ class Pipeline:
                 stage1 = stages[msg.partition] = Stage1(
                     {kind: caches[msg.partition]}, self.cfg, expired=self._seen_ids(kind, msg.partition)
                 )
+                keysets[msg.partition] = self._entity_keys(kind, msg.partition)
             last_event[msg.partition] = ev
             for d in stage1.process(event, source, msg.offset):
                 deltas.add(d)
-            self._keys[(kind, msg.partition)].add(state_key(event))
+            keysets[msg.partition][state_key(event)] = None
         for t, n in types.items():
             self.metrics.events_total.labels(t).inc(n)
         self.metrics.messages_total.labels(f"ingest.{stream_name}").inc(len(events))
@@ -276,13 +286,13 @@ class Pipeline:
         if now - self._last_sweep.get(slot, 0.0) < SWEEP_EVERY_S:
             return
         self._last_sweep[slot] = now
-        keys = self._keys[slot]
+        keys = self._entity_keys(kind, partition)
         vouched = self._partition_time[(stream_name, partition)].value
         expired: list[tuple[str, str, list[Event]]] = []
         for key in list(keys):
             st: EntityState | None = cache.get(key)
             if st is None:
-                keys.discard(key)
+                keys.pop(key, None)
                 continue
             if needs_orphan_report(st, vouched, self.cfg):
                 st.orphan_reported = True
@@ -299,7 +309,7 @@ class Pipeline:
             if is_expired_entity(st, vouched, self.cfg):
                 expired.append((kind, key, st.events))
                 del cache[key]
-                keys.discard(key)
+                keys.pop(key, None)
         seen_cache: WriteBack[bytes] = WriteBack(self.seen_table, partition)
         seen = self._seen_ids(kind, partition, seen_cache)
         seen.add_entities(expired)
@@ -338,7 +348,7 @@ class Pipeline:
             part_changed: list[str] = []
             for ev in evs:
                 part_changed.extend(self._apply_deltas(ev, store, biz_cache))
-            self._agg_keys[partition].add(k for k in part_changed if k != BUSINESS_KEY)
+            self._held_periods(partition).add(k for k in part_changed if k != BUSINESS_KEY)
             self._sweep_aggregates(partition, store, aggs)
             await self.evaluate_alerts(part_changed, store, alerts)
             aggs.flush()
@@ -417,8 +427,32 @@ class Pipeline:
         if now - self._last_sweep.get(slot, 0.0) < SWEEP_EVERY_S:
             return
         self._last_sweep[slot] = now
-        for k in self._agg_keys[partition].pop_expired(store.is_expired_period):
-            del aggs[k]
+        gone = self._held_periods(partition).pop_expired(store.is_expired_period)
+        if not gone:
+            return
+        # A period left retention (about once a day): list the partition's keys once to find its own.
+        held = faust_compat.partition_keys(self.agg_table, partition)
+        # A plain mapping (tests) has no partitions: an expired period is expired in all of them.
+        for k in [*(self.agg_table.keys() if held is None else held), *aggs.pending_keys()]:
+            if "|" in k and period_of(k) in gone:
+                del aggs[k]
+
+    def _entity_keys(self, kind: str, partition: int) -> dict[str, None]:
+        """The entity keys of one partition the sweep visits; all of the partition's at first."""
+        keys = self._keys.get((kind, partition))
+        if keys is None:
+            held = faust_compat.partition_keys(self.entity_tables[kind], partition)
+            keys = self._keys[(kind, partition)] = dict.fromkeys(held or ())
+        return keys
+
+    def _held_periods(self, partition: int) -> HeldPeriods:
+        """The periods of one partition's aggregates; all of the partition's at first."""
+        held = self._agg_periods.get(partition)
+        if held is None:
+            held = self._agg_periods[partition] = HeldPeriods(
+                faust_compat.partition_keys(self.agg_table, partition) or ()
+            )
+        return held
 
     # ---------------------------------------------------------------- reads
     def local_aggregates(self) -> dict[str, AggState]:

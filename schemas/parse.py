@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from sys import intern
 from typing import Any, Final
 
 from schemas.describe import encodable, quote, show
@@ -53,7 +54,7 @@ from schemas.fields import (
 )
 from schemas.json_decode import fast_decode, strict_decode
 from schemas.timestamps import DECIMAL_CONTEXT, MAX_YEAR, MIN_YEAR, parse_ts, valid_date
-from stream.core.events import STREAM_OF_TYPE, STREAMS, Event
+from stream.core.events import SHARED_FIELDS, STREAM_OF_TYPE, STREAMS, Event
 from stream.errors import InvalidEvent
 
 __all__ = ["DEFAULT_MAX_BYTES", "REASONS", "parse_event"]
@@ -71,12 +72,19 @@ DEFAULT_MAX_BYTES: Final = 65536
 _DATE_RE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _STREAM_SET: Final = frozenset(STREAMS)
 # The hot loop's view of TYPE_FIELDS: (name, shortcut, enum choices, required, spec); shortcut 1 is
-# an id or text field, 2 an enum, 3 a list of ids, 0 anything else (always `_check_value`).
+# an id or text field, 4 one of the few-valued ones (interned, SHARED_FIELDS), 2 an enum (interned
+# too), 3 a list of ids, 0 anything else (always `_check_value`).
 _PLANS: Final[dict[str, tuple[tuple[str, int, frozenset[str], bool, FieldSpec], ...]]] = {
     t: tuple(
         (
             f.name,
-            1 if f.kind in (ID, TEXT) else 2 if f.kind == ENUM else 3 if f.kind == ID_LIST else 0,
+            (4 if f.name in SHARED_FIELDS else 1)
+            if f.kind in (ID, TEXT)
+            else 2
+            if f.kind == ENUM
+            else 3
+            if f.kind == ID_LIST
+            else 0,
             frozenset(f.choices or ()),
             f.required,
             f,
@@ -219,7 +227,7 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
     ts_ms = parse_ts(ts)
 
     # type-specific fields
-    kw: dict[str, Any] = {"event_id": event_id, "type": etype, "ts": ts_ms}
+    kw: dict[str, Any] = {"event_id": event_id, "type": intern(etype), "ts": ts_ms}
     for name, shortcut, choices, required, spec in plan:
         v = obj.get(name)
         if v is None:
@@ -227,8 +235,11 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
                 raise _missing(name, etype)
         elif shortcut == 1 and type(v) is str and 0 < len(v) <= MAX_ID_LENGTH and (utf8 or v.isascii()):
             kw[name] = v  # the common case, inlined: a short id that is valid UTF-8
-        elif shortcut == 2 and type(v) is str and v in choices:
-            kw[name] = v
+        elif type(v) is str and (
+            (shortcut == 2 and v in choices)
+            or (shortcut == 4 and 0 < len(v) <= MAX_ID_LENGTH and (utf8 or v.isascii()))
+        ):
+            kw[name] = intern(v)  # an enum or a few-valued id: one string for every event holding it
         elif shortcut == 3 and utf8 and type(v) is list and all(_short_str(x) for x in v):
             kw[name] = tuple(v)
         else:

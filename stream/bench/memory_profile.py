@@ -115,8 +115,57 @@ if _census_dir:
         objs = gc.get_objects()
         out["gc_objects"] = len(objs)
         out["gc_types"] = Counter(type(o).__name__ for o in objs).most_common(25)
+        if os.environ.get("KPISTREAM_BENCH_CENSUS_STRUCTURES"):
+            try:
+                out["structures"] = _structures(objs)
+            except Exception as exc:  # a census must answer, whatever it met
+                out["structures"] = {"error": repr(exc)}
         del objs
         return out
+
+    def _structures(objs):
+        # Bytes reachable from each part of the worker's state (sys.getsizeof over gc.get_referents),
+        # each object charged to the first part that reaches it: the tables' stores first (their
+        # keys and values), then the pipeline's and the publisher's own structures, then metrics.
+        import types
+        from mode import Service
+        stop = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                types.CodeType, types.FrameType, Service)
+        roots = {n: [o for o in objs if type(o).__name__ == n] for n in ("Pipeline", "Publisher")}
+        seen = set(id(o) for v in roots.values() for o in v)
+
+        def deep(obj):
+            total, stack = 0, [obj]
+            while stack:
+                o = stack.pop()
+                if id(o) in seen or isinstance(o, stop):
+                    continue
+                seen.add(id(o))
+                total += sys.getsizeof(o)
+                stack.extend(gc.get_referents(o))
+            return total
+
+        parts = {}
+        for o in objs:
+            if type(o).__name__ != "Table" or not isinstance(o, Service):
+                continue
+            data = getattr(o, "data", None)
+            if data is not None:
+                parts[f"table {o.name}: values"] = deep(getattr(data, "data", data))
+                kp = getattr(data, "_key_partition", None)
+                if kp is not None:
+                    parts[f"table {o.name}: faust key->partition"] = deep(kp)
+        for cls, found in roots.items():
+            for r in found:
+                attrs = getattr(r, "__dict__", {})
+                for name, value in attrs.items():
+                    parts[f"{cls}.{name}"] = deep(value)
+        try:
+            import prometheus_client
+            parts["prometheus registry"] = deep(prometheus_client.REGISTRY._names_to_collectors)
+        except Exception:
+            pass
+        return {k: v for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 100_000}
 
     def _answer_census(label):
         path = os.path.join(_census_dir, label + ".census.json")

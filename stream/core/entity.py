@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from stream.core import jsonbytes
@@ -23,6 +24,11 @@ from stream.core.events import Event
 from stream.core.keys import entity_agg
 
 AGENT_HISTORY = 16
+# A case lives for the whole FCR repeat window (7 days) and rarely sees a second disposition, so its
+# state does not keep its contributions (about 0.9 KB a case, a dict of tuple keys and count dicts):
+# they are recomputed from its one or two events when another comes. Calls, chats, e-mails and
+# agents are short-lived or few, and see several events each: theirs are kept.
+KEEPS_CONTRIBUTIONS = frozenset({"call", "chat", "email", "agent"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,7 @@ class EntityState:
     kind: str
     events: list[Event] = field(default_factory=list)
     positions: list[tuple[str, int]] = field(default_factory=list)
-    contribs: Contributions = field(default_factory=dict)
+    contribs: Contributions | None = field(default_factory=dict)  # None: not kept (see above)
     orphan_reported: bool = False
 
     @property
@@ -83,14 +89,21 @@ class EntityState:
     def from_json(cls, d: dict[str, Any], cfg: KpiConfig) -> EntityState:
         st = cls(kind=str(d["k"]), orphan_reported=bool(d.get("r", False)))
         for s, o, e in d["e"]:
-            st.positions.append((str(s), int(o)))
+            st.positions.append((intern(str(s)), int(o)))
             st.events.append(Event.from_dict(e))
-        st.contribs = contributions(st.kind, st.events, cfg)
+        st.contribs = contributions(st.kind, st.events, cfg) if st.kind in KEEPS_CONTRIBUTIONS else None
         return st
 
     @classmethod
     def from_bytes(cls, raw: bytes, cfg: KpiConfig) -> EntityState:
         return cls.from_json(jsonbytes.loads(raw), cfg)
+
+
+def contributions_of(state: EntityState, cfg: KpiConfig) -> Contributions:
+    """The entity's current contributions: kept in its state, or recomputed from its events."""
+    if state.contribs is not None:
+        return state.contribs
+    return contributions(state.kind, state.events, cfg) if state.events else {}
 
 
 def _deltas(changes: list[tuple[tuple[str, str, int], Counts]], source: str, offset: int) -> list[Delta]:
@@ -105,7 +118,7 @@ def apply_event(
 ) -> tuple[EntityState, list[Delta]]:
     """Add `event` (read at `source`/`offset`) to the entity; return its state and the deltas to emit."""
     if state is None:
-        state = EntityState(kind=kind)
+        state = EntityState(kind=kind, contribs={} if kind in KEEPS_CONTRIBUTIONS else None)
     i = state.index_of(event.event_id)
     if i >= 0:
         if state.positions[i] != (source, offset):
@@ -114,6 +127,7 @@ def apply_event(
         before = contributions(kind, state.events[:i], cfg)
         after = contributions(kind, state.events[: i + 1], cfg)
         return state, _deltas(diff(before, after), source, offset)
+    before = contributions_of(state, cfg)
     state.events.append(event)
     state.positions.append((source, offset))
     if kind == "agent" and len(state.events) > AGENT_HISTORY:
@@ -122,8 +136,8 @@ def apply_event(
         del state.events[oldest]
         del state.positions[oldest]
     new = contributions(kind, state.events, cfg)
-    changes = diff(state.contribs, new)
-    state.contribs = new
+    changes = diff(before, new)
+    state.contribs = new if kind in KEEPS_CONTRIBUTIONS else None
     return state, _deltas(changes, source, offset)
 
 
@@ -142,7 +156,7 @@ def is_expired_entity(state: EntityState, watermark_ms: int, cfg: KpiConfig) -> 
     if state.kind == "agent":
         return False  # one small state per operator: the live board needs it for as long as they work
     grace = cfg.entity_grace_ms + (cfg.fcr_window_ms if state.kind == "case" else 0)
-    if state.kind == "email" and any(k[0] == MAIL for k in state.contribs):
+    if state.kind == "email" and any(k[0] == MAIL for k in contributions_of(state, cfg)):
         grace = max(grace, cfg.retention_days * 86_400_000)  # an unanswered e-mail may be answered late
     return watermark_ms - state.last_ts > grace
 

@@ -7,6 +7,7 @@ Time is integer milliseconds since the epoch (UTC) everywhere inside.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from sys import intern
 from typing import Any
 
 # Event types (CONTRACT.md section 1).
@@ -60,6 +61,14 @@ STREAMS: tuple[str, ...] = ("telephony", "chat", "email", "agent", "contact", "b
 AGENT_STATES: tuple[str, ...] = ("logged_out", "available", "busy", "wrap_up", "paused")
 CHANNELS: tuple[str, ...] = ("call", "chat", "email")
 SENDERS: tuple[str, ...] = ("customer", "operator")
+
+
+# Fields with few distinct values among a centre's events: their strings are interned when an event
+# is read, so the events held in state (FCR cases for their 7-day window, calls in progress) share
+# one string per operator, queue, type or enum value instead of holding one each (docs/benchmarks.md).
+SHARED_FIELDS: frozenset[str] = frozenset(
+    {"type", "operator_id", "queue", "channel", "state", "sender", "reason"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +138,13 @@ class Event:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
         q = d.get("queues")
-        kw = {k: v for k, v in d.items() if k in _FIELD_SET}
+        kw: dict[str, Any] = {
+            k: intern(v) if k in SHARED_FIELDS and type(v) is str else v
+            for k, v in d.items()
+            if k in _FIELD_SET
+        }
         if q is not None:
-            kw["queues"] = tuple(q)
+            kw["queues"] = tuple(intern(x) if type(x) is str else x for x in q)
         return cls(**kw)
 
 

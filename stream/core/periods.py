@@ -18,11 +18,18 @@ def _zone(tz: str) -> ZoneInfo:
     return ZoneInfo(tz)
 
 
+# The (day, month) pair of a minute is shared by the 1,440 minutes of a day: one tuple per day.
+_PAIRS: dict[tuple[str, str], tuple[str, str]] = {}
+
+
 @lru_cache(maxsize=65536)
 def _keys_for_minute(minute: int, tz: str) -> tuple[str, str]:
     # Zone offsets only change on minute boundaries, so one look-up per minute is exact.
     local = datetime.fromtimestamp(minute * 60, tz=_zone(tz))
-    return f"{DAY_PREFIX}{local:%Y-%m-%d}", f"{MONTH_PREFIX}{local:%Y-%m}"
+    pair = (f"{DAY_PREFIX}{local:%Y-%m-%d}", f"{MONTH_PREFIX}{local:%Y-%m}")
+    if len(_PAIRS) > 100_000:  # bounded: a long backfill of many years starts over
+        _PAIRS.clear()
+    return _PAIRS.setdefault(pair, pair)
 
 
 def period_keys(ts_ms: int, tz: str) -> tuple[str, str]:

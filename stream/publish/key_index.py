@@ -26,10 +26,13 @@ class KeyIndex:
     watermark never goes back), so a retracted period never comes back.
     """
 
+    # Rule: the sets of one period (thousands of keys each) are dicts with None values. A set of
+    # 5,000 strings takes 512 KB (CPython grows small sets fourfold), a dict 150 KB: for 5,000
+    # operators x 40 days the index held 54 MB, most of it empty set slots (docs/benchmarks.md).
     def __init__(self) -> None:
         self.known: set[str] = set()
-        self.ops_by_period: defaultdict[str, set[str]] = defaultdict(set)
-        self.by_period: defaultdict[str, set[str]] = defaultdict(set)  # day/month -> its keys
+        self.ops_by_period: defaultdict[str, dict[str, None]] = defaultdict(dict)
+        self.by_period: defaultdict[str, dict[str, None]] = defaultdict(dict)  # day/month -> its keys
         self.rolling: set[str] = set()
         self.now: set[str] = set()
         self.periods: set[str] = set()
@@ -44,14 +47,14 @@ class KeyIndex:
             return
         self.known.add(key)
         if scope == OP:
-            self.ops_by_period[pk].add(sys.intern(sid))
+            self.ops_by_period[pk][sys.intern(sid)] = None
         if pk == ROLLING:
             self.rolling.add(key)
         elif pk == NOW:
             self.now.add(key)
         else:
             self.periods.add(pk)
-            self.by_period[pk].add(key)
+            self.by_period[pk][key] = None
 
     def forget(self, key: str) -> None:
         """Drop a key whose aggregate is gone (expired); its period stays until `rebuild`."""
@@ -60,19 +63,19 @@ class KeyIndex:
         self.known.discard(key)
         scope, sid, pk = AggKey.decode(key)
         if scope == OP:
-            self.ops_by_period[pk].discard(sid)
+            self.ops_by_period[pk].pop(sid, None)
             if not self.ops_by_period[pk]:
                 del self.ops_by_period[pk]
         self.rolling.discard(key)
         self.now.discard(key)
         if pk in self.by_period:
-            self.by_period[pk].discard(key)
+            self.by_period[pk].pop(key, None)
 
     def clear(self) -> None:
         """Forget every key (a rebalance); the scorecards built and the retracted periods stay."""
         self.known = set()
-        self.ops_by_period = defaultdict(set)
-        self.by_period = defaultdict(set)
+        self.ops_by_period = defaultdict(dict)
+        self.by_period = defaultdict(dict)
         self.rolling = set()
         self.now = set()
         self.periods = set()
@@ -120,7 +123,7 @@ class KeyIndex:
         for pk in sorted(self.periods | self.cards):
             if not is_expired(pk, watermark, cfg.tz, cfg.retention_days, cfg.retention_months):
                 continue
-            keys = self.by_period.pop(pk, set())
+            keys = self.by_period.pop(pk, {})
             queues: set[str] = set()
             for k in keys:
                 self.known.discard(k)
@@ -129,7 +132,7 @@ class KeyIndex:
                     queues.add(sid)
                 elif scope == CENTER:
                     queues.add(CENTER_ID)
-            ops = self.ops_by_period.pop(pk, set())
+            ops = self.ops_by_period.pop(pk, {})
             self.periods.discard(pk)
             self.cards.discard(pk)
             self.retracted.add(pk)

@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
+from agents import faust_compat
 from agents.pipeline import Pipeline
 from stream.config import load_settings
+from stream.core.aggregate import AggState
+from stream.core.entity import EntityState
+from stream.core.events import Event
 from stream.core.report import group_by_period
 
 T0 = "2026-01-15T09:00:00"
@@ -259,3 +263,33 @@ async def test_day_aggregates_out_of_retention_are_deleted_and_their_month_is_ke
     keys = set(table.keys())
     assert not {k for k in keys if k.endswith("|day:2026-01-15")}
     assert {"op|o|month:2026-01", "queue|q|month:2026-01"} <= keys
+
+
+async def test_state_recovered_at_start_is_swept_like_state_written_here(harness: Harness) -> None:
+    """State read back from a changelog arrives without a write: the sweeps must still expire it.
+
+    They once visited only keys written since the worker started, so what a restart recovered
+    stayed in memory and in the changelog for good, and came back at every restart.
+    """
+    pipeline = harness.pipeline
+    old_call = Event.from_dict(
+        {"event_id": "r1", "type": "call.offered", "ts": 1768467600000, "call_id": "cold", "queue": "q"}
+    )
+    recovered: list[tuple[Any, str, Any]] = [
+        (pipeline.agg_table, "op|o|day:2026-01-15", AggState(counts={"answered": 1})),
+        (pipeline.agg_table, "op|o|month:2026-01", AggState(counts={"answered": 1})),
+        (pipeline.entity_tables["call"], "cold", EntityState("call", [old_call], [("t:0", 0)])),
+    ]
+    for table, key, value in recovered:  # what Faust's memory store does with a changelog record
+        table.data[key] = value
+        faust_compat.key_partitions(table)[key] = 0
+    later = [  # three months later: two events vouch for the new event time
+        (b"c8", ev("e8", "call.offered", "2026-04-20T09:00:00Z", call_id="c8", queue="q")),
+        (b"c9", ev("e9", "call.offered", "2026-04-20T09:00:01Z", call_id="c9", queue="q")),
+    ]
+    await harness.feed("telephony", later)
+    await harness.feed("telephony", [])  # the next batch's sweep sees the vouched time
+    keys = set(pipeline.agg_table.keys())
+    assert "op|o|day:2026-01-15" not in keys
+    assert "op|o|month:2026-01" in keys  # months are retained longer
+    assert "cold" not in pipeline.entity_tables["call"]

@@ -8,6 +8,7 @@ record, keys this worker wrote for a partition it gave away stay (and get republ
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -85,3 +86,37 @@ async def test_faust_drops_the_written_keys_of_a_revoked_partition_at_recovery_e
     # A rebalance left this worker partitions 0 and 1 of the changelog: Faust's own hook runs.
     await t.data.on_recovery_completed({TP("owners-test-t-changelog", 0), TP("x", 1)}, set())
     assert sorted(t) == ["also-kept", "kept"]
+
+
+def test_partition_keys_of_a_memory_store_are_the_recovered_and_the_written() -> None:
+    t = table()
+    faust_compat.key_partitions(t)["recovered"] = 1  # as the store's changelog recovery records it
+    t["recovered"] = 0
+    wb: WriteBack[int] = WriteBack(t, partition=1)
+    wb["written"] = 1
+    WriteBack(t, partition=2)["elsewhere"] = 2
+    wb.flush()
+    assert sorted(faust_compat.partition_keys(t, 1)) == ["recovered", "written"]
+    assert faust_compat.partition_keys(t, 3) == []
+
+
+def test_partition_keys_of_a_rocksdb_store_are_its_partition_database(tmp_path: Path) -> None:
+    from faust.stores.rocksdb import Store as RocksStore
+
+    app = faust.App("owners-rocks", broker="kafka://localhost:1", datadir=str(tmp_path))
+    t = app.Table("t", partitions=4)
+    store = RocksStore("rocksdb://", app, t)
+    holder = TableOverStore(store)  # type: ignore[arg-type]
+    for partition, key in ((1, b"a"), (1, b"b"), (2, b"c")):
+        open_partition_db(store, partition).put(key, b"1")
+    assert sorted(faust_compat.partition_keys(holder, 1)) == [b"a", b"b"]
+    assert faust_compat.partition_keys(holder, 3) == []
+
+
+def open_partition_db(store: Any, partition: int) -> Any:
+    """Open one partition's database as the store does when an event of it is written."""
+    return store._db_for_partition(partition)
+
+
+def test_a_plain_mapping_has_no_partition_keys() -> None:
+    assert faust_compat.partition_keys({"a": 1, "b": 2}, 0) is None

@@ -24,7 +24,7 @@ from stream.core.config import DAY_MS, HOUR_MS, KpiConfig
 from stream.core.contributions import KIND_OF_STREAM
 from stream.core.counts import add_into
 from stream.core.engine import Engine
-from stream.core.entity import EntityState, apply_event
+from stream.core.entity import EntityState, apply_event, contributions_of
 from stream.core.events import Event
 from stream.core.scoring import DEFAULT
 from stream.core.stage1 import state_key
@@ -235,7 +235,7 @@ def test_stage1_replay_re_emits_the_same_deltas_and_aggregates_absorb_them(
             add_into(total[(d.scope, d.scope_id, d.ts)], d.counts)
     final: dict[tuple[str, str, int], dict[str, int]] = defaultdict(dict)
     for s in states.values():
-        for k, c in s.contribs.items():
+        for k, c in contributions_of(s, CFG).items():
             add_into(final[k], c)
     assert {k: v for k, v in total.items() if v} == {k: v for k, v in final.items() if v}
 
