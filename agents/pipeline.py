@@ -326,7 +326,12 @@ class Pipeline:
             await self.aggregate_batch(stream, events)
 
         async for _ in run_bulk(
-            stream, handle, settings.batch_size, settings.batch_linger_s, settings.producer_backlog_max
+            stream,
+            handle,
+            settings.batch_size,
+            settings.batch_linger_s,
+            settings.producer_backlog_max,
+            max_bytes=settings.aggregate_batch_bytes,
         ):
             yield None
 

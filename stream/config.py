@@ -103,6 +103,11 @@ class Settings:
     batch_linger_s: float = setting(
         0.1, "A batch not yet full waits this long for more messages, 0 to 1 s (agents/batching.py)."
     )
+    aggregate_batch_bytes: int = setting(
+        4_194_304,
+        "The aggregating agent's batch stops growing at this many bytes of delta messages (it takes "
+        "at least one): a backlog is applied in bounded steps (agents/batching.py).",
+    )
     producer_backlog_max: int = setting(
         5000,
         "The agents take no new batch while more table changelog records than this wait to be "
@@ -247,6 +252,8 @@ class Settings:
             raise ConfigError("memory_trim_interval_s", "must be 0 (never) or positive")
         if self.gc_full_interval_s < 0:
             raise ConfigError("gc_full_interval_s", "must be 0 (Python's schedule) or positive")
+        if self.aggregate_batch_bytes < 1024:
+            raise ConfigError("aggregate_batch_bytes", "must be at least 1024")
         if self.producer_backlog_max < 100:
             raise ConfigError("producer_backlog_max", "must be at least 100 (Faust's own buffer limit)")
         if self.share_interval_s < self.flush_interval_s:

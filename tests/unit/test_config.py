@@ -25,6 +25,7 @@ def test_defaults_are_valid() -> None:
         ({"KPISTREAM_BATCH_LINGER_S": "2"}, "batch_linger_s"),
         ({"KPISTREAM_BATCH_LINGER_S": "-0.1"}, "batch_linger_s"),
         ({"KPISTREAM_SHARE_INTERVAL_S": "0.5"}, "share_interval_s"),  # shorter than the flush interval
+        ({"KPISTREAM_AGGREGATE_BATCH_BYTES": "100"}, "aggregate_batch_bytes"),  # under one delta message
     ],
 )
 def test_bad_values_are_refused_by_name(env: dict[str, str], setting: str) -> None:

@@ -164,3 +164,43 @@ async def test_no_limit_never_waits() -> None:
     await asyncio.wait_for(gen.__anext__(), 1.0)
     assert handled == [0, 1]
     await gen.aclose()
+
+
+async def test_a_batch_stops_growing_at_max_bytes_of_message_values() -> None:
+    """Stage 2's messages each carry a stage-1 batch's deltas: a backlog of them was once applied
+    as one batch of 65,000 changelog records (CHANGELOG); the byte bound applies it in steps."""
+    stream = Stream()
+    batches: list[list[int]] = []
+
+    async def handler(batch: list[Any]) -> None:
+        batches.append([ev.message.offset for ev in batch])
+
+    for i in range(7):
+        ev = event(i, 1, [])
+        ev.message.value = b"x" * 400
+        stream.channel.queue.put_nowait(ev)
+    gen = run_bulk(stream, handler, max_size=100, max_bytes=1_000)
+    for _ in range(3):
+        await gen.__anext__()
+    await gen.aclose()
+    # 400 + 400 < 1,000 takes a third; 1,200 >= 1,000 stops: every message once, in order
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+async def test_one_message_over_max_bytes_is_still_a_batch() -> None:
+    stream = Stream()
+    handled: list[int] = []
+
+    async def handler(batch: list[Any]) -> None:
+        handled.extend(ev.message.offset for ev in batch)
+
+    big = event(0, 1, [])
+    big.message.value = b"x" * 5_000
+    stream.channel.queue.put_nowait(big)
+    stream.channel.queue.put_nowait(event(1, 1, []))  # no value (a tombstone): counts 0 bytes
+    gen = run_bulk(stream, handler, max_size=100, max_bytes=1_000)
+    await gen.__anext__()
+    assert handled == [0]
+    await gen.__anext__()
+    assert handled == [0, 1]
+    await gen.aclose()
