@@ -188,8 +188,8 @@ class Pipeline:
         """Validate, apply to entity state, and send the coalesced deltas of a batch of messages."""
         caches: dict[int, WriteBack[EntityState]] = {}
         stages: dict[int, Stage1] = {}  # one per partition, over that partition's cache
-        keysets: dict[int, dict[str, None]] = {}
-        sources: dict[int, str] = {}  # the sweep's entity keys of each partition
+        keysets: dict[int, dict[str, None]] = {}  # the sweep's entity keys of each partition
+        sources: dict[int, str] = {}  # one interned source string per partition
         last_event: dict[int, EventT[bytes]] = {}
         deltas = DeltaBatch(self.cfg.tz)
         business: list[tuple[str, int, dict[str, Any]]] = []
@@ -353,7 +353,7 @@ class Pipeline:
             part_changed: list[str] = []
             for ev in evs:
                 part_changed.extend(self._apply_deltas(ev, store, biz_cache))
-            self._held_periods(partition).add(k for k in part_changed if k != BUSINESS_KEY)
+            self._held_periods(partition).add(part_changed)
             self._sweep_aggregates(partition, store, aggs)
             await self.evaluate_alerts(part_changed, store, alerts)
             aggs.flush()
@@ -438,9 +438,9 @@ class Pipeline:
         # A period left retention (about once a day): list the partition's keys once to find its own.
         held = faust_compat.partition_keys(self.agg_table, partition)
         # A plain mapping (tests) has no partitions: an expired period is expired in all of them.
-        for k in [*(self.agg_table.keys() if held is None else held), *aggs.pending_keys()]:
-            if "|" in k and period_of(k) in gone:
-                del aggs[k]
+        listed = list(self.agg_table.keys()) if held is None else held
+        for k in HeldPeriods.keys_of([*listed, *aggs.pending_keys()], gone):
+            del aggs[k]
 
     def _entity_keys(self, kind: str, partition: int) -> dict[str, None]:
         """The entity keys of one partition the sweep visits; all of the partition's at first."""

@@ -71,20 +71,23 @@ REASONS: Final[tuple[str, ...]] = (
 DEFAULT_MAX_BYTES: Final = 65536
 _DATE_RE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _STREAM_SET: Final = frozenset(STREAMS)
-# The hot loop's view of TYPE_FIELDS: (name, shortcut, enum choices, required, spec); shortcut 1 is
-# an id or text field, 4 one of the few-valued ones (interned, SHARED_FIELDS), 2 an enum (interned
-# too), 3 a list of ids, 0 anything else (always `_check_value`).
+
+
+def _shortcut(f: FieldSpec) -> int:
+    """How the hot loop reads a field: 1 an id or text field, 4 one of the few-valued ones (interned,
+    SHARED_FIELDS), 2 an enum (interned too), 3 a list of ids, 0 anything else (`_check_value`)."""
+    if f.kind in (ID, TEXT):
+        return 4 if f.name in SHARED_FIELDS else 1
+    return 2 if f.kind == ENUM else 3 if f.kind == ID_LIST else 0
+
+
+_ID_SHORTCUTS: Final = (1, 4)
+# The hot loop's view of TYPE_FIELDS: (name, shortcut, enum choices, required, spec).
 _PLANS: Final[dict[str, tuple[tuple[str, int, frozenset[str], bool, FieldSpec], ...]]] = {
     t: tuple(
         (
             f.name,
-            (4 if f.name in SHARED_FIELDS else 1)
-            if f.kind in (ID, TEXT)
-            else 2
-            if f.kind == ENUM
-            else 3
-            if f.kind == ID_LIST
-            else 0,
+            _shortcut(f),
             frozenset(f.choices or ()),
             f.required,
             f,
@@ -233,13 +236,16 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
         if v is None:
             if required:
                 raise _missing(name, etype)
-        elif shortcut == 1 and type(v) is str and 0 < len(v) <= MAX_ID_LENGTH and (utf8 or v.isascii()):
-            kw[name] = v  # the common case, inlined: a short id that is valid UTF-8
-        elif type(v) is str and (
-            (shortcut == 2 and v in choices)
-            or (shortcut == 4 and 0 < len(v) <= MAX_ID_LENGTH and (utf8 or v.isascii()))
+        elif (
+            shortcut in _ID_SHORTCUTS
+            and type(v) is str
+            and 0 < len(v) <= MAX_ID_LENGTH
+            and (utf8 or v.isascii())
         ):
-            kw[name] = intern(v)  # an enum or a few-valued id: one string for every event holding it
+            # the common case, inlined: a short id that is valid UTF-8; a few-valued one is shared
+            kw[name] = intern(v) if shortcut == 4 else v
+        elif shortcut == 2 and type(v) is str and v in choices:
+            kw[name] = intern(v)  # one string for every event holding the value
         elif shortcut == 3 and utf8 and type(v) is list and all(_short_str(x) for x in v):
             kw[name] = tuple(v)
         else:

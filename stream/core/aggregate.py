@@ -228,6 +228,11 @@ class AggregateStore:
         return [k for k in list(self.table.keys()) if self.is_expired_key(k)]
 
 
+def _aggregate_period(key: str) -> str | None:
+    """The period of an aggregate key; None for any other key (the business key has no period)."""
+    return period_of(key) if "|" in key else None
+
+
 class HeldPeriods:
     """The periods one partition holds aggregates of, so a retention sweep tests each period once.
 
@@ -243,8 +248,14 @@ class HeldPeriods:
     def add(self, keys: Iterable[str]) -> None:
         periods = self.periods
         for key in keys:
-            if "|" in key:  # an aggregate key; nothing else has a period
-                periods.add(period_of(key))
+            pk = _aggregate_period(key)
+            if pk is not None:
+                periods.add(pk)
+
+    @staticmethod
+    def keys_of(keys: Iterable[str], periods: set[str]) -> list[str]:
+        """The aggregate keys among `keys` whose period is one of `periods`."""
+        return [k for k in keys if _aggregate_period(k) in periods]
 
     def pop_expired(self, expired: Callable[[str], bool]) -> set[str]:
         """The periods for which `expired(period_key)` holds, forgotten here."""

@@ -58,7 +58,7 @@ class EntityState:
     kind: str
     events: list[Event] = field(default_factory=list)
     positions: list[tuple[str, int]] = field(default_factory=list)
-    contribs: Contributions | None = field(default_factory=dict)  # None: not kept (see above)
+    contribs: Contributions | None = None  # None: not computed yet, or not kept (see above)
     orphan_reported: bool = False
 
     @property
@@ -118,7 +118,7 @@ def apply_event(
 ) -> tuple[EntityState, list[Delta]]:
     """Add `event` (read at `source`/`offset`) to the entity; return its state and the deltas to emit."""
     if state is None:
-        state = EntityState(kind=kind, contribs={} if kind in KEEPS_CONTRIBUTIONS else None)
+        state = EntityState(kind=kind)
     i = state.index_of(event.event_id)
     if i >= 0:
         if state.positions[i] != (source, offset):
