@@ -5,7 +5,8 @@ changelog at start was never deleted, and every restart pinned the days it held 
 "state recovered at start was never expired"). Here a real worker takes a day, stops cleanly,
 restarts (the day comes back from the changelog, not from the input), and then sees event time
 move past the day's retention: the day's aggregates must be deleted from the table, which shows
-as tombstones in the table's changelog.
+as tombstones in the table's changelog, and what the worker holds must equal `report` over the
+same events.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from tests_support import wait_for_center_counts
+from tests_support import kpistream, wait_for_center_counts, wait_for_periods
 
 OLD_DAY = "2026-10-01"  # retention_days is 40: out of it once event time reaches 2026-11-10
 NEW_DAY = "2026-11-20"
@@ -69,7 +71,7 @@ async def changelog(env: dict[str, str], table: str) -> list[tuple[str, bytes | 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_day_recovered_at_restart_is_deleted_when_it_leaves_retention(
-    kafka_broker: Any, worker_env: Any, start_worker: Any, store: str
+    kafka_broker: Any, worker_env: Any, start_worker: Any, store: str, tmp_path: Path
 ) -> None:
     # One partition: the new day's events reach the partitions holding the old day's state.
     # (memory:// recovers from the changelog; rocksdb:// reopens its files, the keys listed per partition)
@@ -96,3 +98,14 @@ def test_a_day_recovered_at_restart_is_deleted_when_it_leaves_retention(
     # The restarted worker still counts the new day (nothing else was deleted).
     counts = wait_for_center_counts(restarted, f"day:{NEW_DAY}", {"offered": n, "answered": n})
     assert counts.get("offered") == n, counts
+    # And what it holds is what `report` makes of the same events, in the order they were sent.
+    sent = [answered_call("old-call", OLD_DAY)] + [
+        answered_call(f"new-call-{i}", NEW_DAY) for i in range(1, n + 1)
+    ]
+    events = tmp_path / "sent.jsonl"
+    events.write_text("".join(value.decode() + "\n" for call in sent for _, value in call))
+    r = kpistream("report", "--events", str(events), env=env)
+    assert r.returncode == 0, r.stderr
+    expected = dict(json.loads(r.stdout)["periods"])
+    assert f"day:{OLD_DAY}" not in expected  # report too has dropped the day out of retention
+    assert wait_for_periods(restarted, expected) == expected
