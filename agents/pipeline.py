@@ -288,7 +288,7 @@ class Pipeline:
         self._last_sweep[slot] = now
         keys = self._entity_keys(kind, partition)
         vouched = self._partition_time[(stream_name, partition)].value
-        expired: list[tuple[str, str, list[Event]]] = []
+        expired: list[tuple[str, str, tuple[Event, ...]]] = []
         for key in list(keys):
             st: EntityState | None = cache.get(key)
             if st is None:

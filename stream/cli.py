@@ -57,6 +57,8 @@ def _log_format() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Read from the process's own arguments: it may execute itself again (stream/allocator.py).
+    args.started_as_program = argv is None
     configure_logging(_log_format(), getattr(logging, str(args.log_level).upper(), logging.INFO))
     rc: int = args.func(args)
     return rc

@@ -19,6 +19,8 @@ from stream.errors import ConfigError
 ENV_PREFIX = "KPISTREAM_"
 # `topics_mode`: the worker creates its missing topics, or only checks them (docs/topics.md).
 TOPICS_MODES: tuple[str, ...] = ("create", "check")
+# `allocator`: the worker's memory allocator (stream/allocator.py).
+ALLOCATORS: tuple[str, ...] = ("auto", "jemalloc", "python")
 LOG_FORMATS = ("text", "json")
 #: What `redis_key_prefix` may contain: no SCAN glob characters, no spaces (stream/sinks/redis_keys.py).
 KEY_PREFIX_CHARS = re.compile(r"^[A-Za-z0-9_.:{}-]*$")
@@ -117,6 +119,11 @@ class Settings:
         10.0,
         "How often the worker gives the C allocator's free memory back to the system (glibc "
         "malloc_trim; 0: never; stream/memory_trim.py).",
+    )
+    allocator: str = setting(
+        "auto",
+        "The worker's memory allocator: auto (jemalloc when the system has libjemalloc.so.2, else "
+        "Python's), jemalloc (do not start without it) or python (stream/allocator.py).",
     )
     gc_full_interval_s: float = setting(
         300.0,
@@ -250,6 +257,8 @@ class Settings:
                 raise ConfigError(name, "must be at least 1 (MB)")
         if self.memory_trim_interval_s < 0:
             raise ConfigError("memory_trim_interval_s", "must be 0 (never) or positive")
+        if self.allocator not in ALLOCATORS:
+            raise ConfigError("allocator", f"must be one of {', '.join(ALLOCATORS)}, got {self.allocator!r}")
         if self.gc_full_interval_s < 0:
             raise ConfigError("gc_full_interval_s", "must be 0 (Python's schedule) or positive")
         if self.aggregate_batch_bytes < 1024:

@@ -36,6 +36,7 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         w.wait_ready()
         time.sleep(3.0)
         idle = w.rss_mb()
+        allocator = w.allocator()
         say(f"  idle worker RSS {idle:.1f} MB; producing")
         t0 = time.time()
         produce_sync(svc.kafka, prefix, messages)
@@ -85,7 +86,8 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         "events_consumed": consumed,
         "complete": complete,
         "flush_interval_s": cfg.mem_flush_interval_s,
+        "allocator": allocator,  # the worker's (stream/allocator.py)
         "samples": samples,
     }
-    say(f"  loaded RSS {loaded:.1f} MB (peak {peak:.1f} MB), idle {idle:.1f} MB")
+    say(f"  loaded RSS {loaded:.1f} MB (peak {peak:.1f} MB), idle {idle:.1f} MB; allocator {allocator}")
     return out

@@ -62,6 +62,14 @@ class BenchWorker(WorkerProcess):
 
         return float(psutil.Process(self.pid).memory_info().rss) / 2**20
 
+    def allocator(self) -> str:
+        """ "jemalloc" when the worker runs on it (stream/allocator.py), else "python"."""
+        try:
+            maps = Path(f"/proc/{self.pid}/maps").read_text()
+        except OSError:
+            return "unknown"
+        return "jemalloc" if "libjemalloc" in maps else "python"
+
     def wait_quiet(self, max_s: int, each_second: Callable[[], None] | None = None) -> None:
         """Wait, at most `max_s` seconds, until the worker's CPU stayed under 10 % for 3 s: then its
         publisher's complete writes and the entity sweeps are done and its memory is what it holds."""

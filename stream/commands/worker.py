@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Any
 
+from stream.allocator import use_configured_allocator
 from stream.config import Settings, load_settings
 from stream.errors import KpiStreamError
 from stream.logformat import configure_logging, worker_logging_config
@@ -112,14 +113,22 @@ def build_worker_app(settings: Settings) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+        if getattr(args, "started_as_program", False):
+            # Before Faust is imported or anything connects: this may execute the program again.
+            use_configured_allocator(settings.allocator)
+    except KpiStreamError as exc:
+        log.error("%s", exc)
+        return 2
+
     import faust
 
     from agents.faust_compat import check_faust_version
     from stream import kafka_clients
 
     try:
-        check_faust_version()  # before anything else: our use of Faust's internals is version-bound
-        settings = settings_from_args(args)
+        check_faust_version()  # our use of Faust's internals is version-bound
         level = logging.getLogger().level or logging.INFO
         configure_logging(settings.log_format, level)  # a settings file may name the format
         log.info("starting worker with %s", settings.redacted())

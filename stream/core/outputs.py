@@ -39,10 +39,12 @@ def _constant(s: Strategy) -> StrategyOf:
     return strat
 
 
-ScoredOperator = tuple[
-    tuple[tuple[str, int], ...], Strategy, dict[str, float | None], Fraction, dict[str, int]
-]
-"""(counts as items, strategy, KPIs as floats, F, the full counts record) of one operator."""
+ScoredOperator = tuple[tuple[tuple[str, int], ...], Strategy, tuple[float | None, ...], Fraction]
+"""(counts as items, strategy, KPIs as floats in OPERATOR_SCORE_KPIS order, F) of one operator.
+
+Rule: nothing the record can cheaply rebuild is kept: the publisher holds one per operator of
+each live period (15,000 at 5,000 operators), and the full counts record and a KPI dict were
+two thirds of it (docs/benchmarks.md)."""
 
 
 def _score(
@@ -53,7 +55,8 @@ def _score(
     if hit is not None and hit[0] == items and hit[1] == strategy:
         return hit
     k = operator_kpis(counts)
-    scored = (items, strategy, floats(k), f_score(k, strategy), full(counts, OPERATOR_COUNT_FIELDS))
+    kpis = floats(k)
+    scored = (items, strategy, tuple(kpis[name] for name in OPERATOR_SCORE_KPIS), f_score(k, strategy))
     if cache is not None:
         cache[op] = scored
     return scored
@@ -102,14 +105,12 @@ def operator_records(
         sc = scored.get(op)
         if sc is not None:
             s = sc[1]
-            kpis = sc[2]
-            counts_record = sc[4]
+            kpis = dict(zip(OPERATOR_SCORE_KPIS, sc[2], strict=True))
             share = shares[op]
             f_value = float(sc[3])
         else:
             s = strat(op)
             kpis = dict.fromkeys(OPERATOR_SCORE_KPIS)
-            counts_record = full(operators[op], OPERATOR_COUNT_FIELDS)
             share = None
             f_value = 0.0
         rec: Record = {
@@ -118,8 +119,8 @@ def operator_records(
             "period_key": period_key,
             "period_start": start,
             "strategy": s.name,
-            "kpis": {name: kpis[name] for name in OPERATOR_SCORE_KPIS},
-            "counts": dict(counts_record),
+            "kpis": kpis,
+            "counts": full(operators[op], OPERATOR_COUNT_FIELDS),
             "f": f_value,
             "fund_share": None if share is None else float(share),
         }

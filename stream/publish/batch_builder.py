@@ -71,11 +71,13 @@ class BatchBuilder:
         self.changes = changes
         self.strategy_for = strategy_for
         self.fund_for = fund_for  # the fund of a period (months only; StrategyBook.fund_for)
+        self._live_periods: set[str] = set()  # of the build under way: see ChangeFilter
 
     def build(self, scope: BuildScope) -> Batch:
         wm = scope.watermark
         day, month = period_keys(wm, self.cfg.tz) if wm > 0 else ("", "")
         complete = scope.full or (scope.everything and not len(self.changes))
+        self._live_periods = {day, month, ROLLING, NOW}  # whose records the change filter remembers
         batch = Batch(
             full=scope.full,
             complete=complete,
@@ -151,7 +153,7 @@ class BatchBuilder:
                 changed_only=not everyone,
             )
             for op, rec in recs.items():
-                self._emit(batch.operators, agg_key(OP, op, pk), rec, scope.full)
+                self._emit(batch.operators, agg_key(OP, op, pk), rec, scope.full, pk)
 
     def _queues(self, batch: Batch, scope: BuildScope, queue_keys: list[str]) -> None:
         for key in sorted(queue_keys):
@@ -160,7 +162,7 @@ class BatchBuilder:
                 continue
             kind, sid, pk = AggKey.decode(key)
             rec = queue_record(pk, None if kind == CENTER else sid, st.counts, scope.now_ms)
-            self._emit(batch.queues, key, rec, scope.full)
+            self._emit(batch.queues, key, rec, scope.full, pk)
 
     def _live(self, batch: Batch, scope: BuildScope) -> None:
         live_queues = {AggKey.decode(k)[1] for k in self.index.now}
@@ -172,7 +174,7 @@ class BatchBuilder:
         rows = live_state(now_states, scope.watermark, self.cfg)
         for queue in sorted(live_queues & rows.keys()):
             rec: Record = {"queue": queue, **rows[queue], "updated_at": format_ts(scope.now_ms)}
-            self._emit(batch.live, live_row_key(queue), rec, scope.full)
+            self._emit(batch.live, live_row_key(queue), rec, scope.full, NOW)
 
     def _scorecards(self, batch: Batch, scope: BuildScope, card_periods: set[str]) -> None:
         if not card_periods:
@@ -187,9 +189,9 @@ class BatchBuilder:
             if st is None and no_facts:
                 continue
             rec = scorecard_record(pk, st.counts if st else {}, biz, self.cfg, scope.now_ms)
-            self._emit(batch.scorecards, scorecard_key(pk), rec, scope.full)
+            self._emit(batch.scorecards, scorecard_key(pk), rec, scope.full, pk)
 
-    def _emit(self, out: list[Record], key: str, rec: Record, full: bool) -> None:
+    def _emit(self, out: list[Record], key: str, rec: Record, full: bool, period_key: str) -> None:
         # A resync writes everything and leaves the change filter of the normal batches as it is.
-        if full or self.changes.changed(key, rec):
+        if full or self.changes.changed(key, rec, remember=period_key in self._live_periods):
             out.append(rec)

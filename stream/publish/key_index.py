@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from stream.core.aggregate import NOW
 from stream.core.config import KpiConfig
 from stream.core.contributions import CENTER, OP, QUEUE
-from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey
+from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey, period_of
 from stream.core.periods import ROLLING, is_expired
 from stream.sinks.base import Retraction
 
@@ -29,8 +29,9 @@ class KeyIndex:
     # Rule: the sets of one period (thousands of keys each) are dicts with None values. A set of
     # 5,000 strings takes 512 KB (CPython grows small sets fourfold), a dict 150 KB: for 5,000
     # operators x 40 days the index held 54 MB, most of it empty set slots (docs/benchmarks.md).
+    # Rule: each key is held once, in the collection of its period; a set of all keys beside them
+    # took 8-16 MB at that size for nothing but membership.
     def __init__(self) -> None:
-        self.known: set[str] = set()
         self.ops_by_period: defaultdict[str, dict[str, None]] = defaultdict(dict)
         self.by_period: defaultdict[str, dict[str, None]] = defaultdict(dict)  # day/month -> its keys
         self.rolling: set[str] = set()
@@ -39,13 +40,29 @@ class KeyIndex:
         self.cards: set[str] = set()  # periods whose scorecard was built (business-only ones too)
         self.retracted: set[str] = set()  # periods out of retention: never indexed again
 
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or key == BUSINESS_KEY:
+            return False
+        return key in self._keys_of(period_of(key))
+
+    def _keys_of(self, period_key: str) -> dict[str, None] | set[str]:
+        if period_key == ROLLING:
+            return self.rolling
+        if period_key == NOW:
+            return self.now
+        return self.by_period.get(period_key, {})
+
+    @property
+    def known(self) -> set[str]:
+        """Every key indexed (built on each call: for a full rebuild or a test, not per event)."""
+        return {k for ks in self.by_period.values() for k in ks} | self.rolling | self.now
+
     def add(self, key: str) -> None:
-        if key in self.known or key == BUSINESS_KEY:
+        if key == BUSINESS_KEY:
             return
         scope, sid, pk = AggKey.decode(key)
-        if pk in self.retracted:
+        if pk in self.retracted or key in self._keys_of(pk):
             return
-        self.known.add(key)
         if scope == OP:
             self.ops_by_period[pk][sys.intern(sid)] = None
         if pk == ROLLING:
@@ -58,10 +75,9 @@ class KeyIndex:
 
     def forget(self, key: str) -> None:
         """Drop a key whose aggregate is gone (expired); its period stays until `rebuild`."""
-        if key not in self.known:
-            return
-        self.known.discard(key)
         scope, sid, pk = AggKey.decode(key)
+        if key not in self._keys_of(pk):
+            return
         if scope == OP:
             self.ops_by_period[pk].pop(sid, None)
             if not self.ops_by_period[pk]:
@@ -73,7 +89,6 @@ class KeyIndex:
 
     def clear(self) -> None:
         """Forget every key (a rebalance); the scorecards built and the retracted periods stay."""
-        self.known = set()
         self.ops_by_period = defaultdict(dict)
         self.by_period = defaultdict(dict)
         self.rolling = set()
@@ -87,16 +102,18 @@ class KeyIndex:
         215,000 keys every 30 s to find none new (0.6 s on the event loop; docs/benchmarks.md).
         """
         keys = set(keys)
-        new = keys - self.known
-        for k in self.known - keys:
+        known = self.known
+        new = keys - known
+        for k in known - keys:
             self.forget(k)
+        del known
         for k in new:
             self.add(k)
         # A period whose keys are all gone leaves the index, as an index built afresh has it.
         for pk in [pk for pk, ks in self.by_period.items() if not ks]:
             del self.by_period[pk]
         self.periods = {pk for pk in self.periods if pk in self.by_period}
-        return new & self.known  # keys of retracted periods are not indexed
+        return {k for k in new if k in self}  # keys of retracted periods are not indexed
 
     def operators(self, period_key: str) -> list[str]:
         """The operators with an aggregate in `period_key`, sorted."""
@@ -126,7 +143,6 @@ class KeyIndex:
             keys = self.by_period.pop(pk, {})
             queues: set[str] = set()
             for k in keys:
-                self.known.discard(k)
                 scope, sid, _ = AggKey.decode(k)
                 if scope == QUEUE:
                     queues.add(sid)

@@ -196,7 +196,7 @@ class Publisher:
         everything = self._everything
         if full or everything:
             self.refresh_index()
-            dirty = set(self.index.known) | {BUSINESS_KEY}
+            dirty = self.index.known | {BUSINESS_KEY}
         else:
             dirty = self.dirty
             for k in dirty:

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from tests_support import kpistream, read_topic, wait_for_center_counts, wait_for_periods
 
+from stream.allocator import find_jemalloc
 from stream.simulator import SimConfig, generate, iter_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,6 +115,8 @@ def test_stream_equals_report_on_apache_kafka(
 ) -> None:
     env = {**worker_env(kafka_broker.url), "KPISTREAM_STORE": store}
     worker = start_worker(env)
+    if find_jemalloc() is not None:  # it runs on jemalloc, started again under it (stream/allocator.py)
+        assert "libjemalloc" in Path(f"/proc/{worker.proc.pid}/maps").read_text()
     r = kpistream("produce", "--events", str(sim_file), "--quiet", env=env)
     assert r.returncode == 0, r.stderr
     expected = report_of(sim_file, env)
