@@ -62,6 +62,7 @@ class AllocatorPlan:
 
     env: dict[str, str] | None
     reason: str
+    runs: str = "python"  # the allocator the process runs on when `env` is None
 
 
 def plan(choice: str, env: Mapping[str, str], library: str | None) -> AllocatorPlan:
@@ -70,9 +71,9 @@ def plan(choice: str, env: Mapping[str, str], library: str | None) -> AllocatorP
     if choice == "python":
         return AllocatorPlan(None, "Python's allocator (allocator = python)")
     if env.get(MARKER):
-        return AllocatorPlan(None, f"jemalloc ({env.get('LD_PRELOAD', '')})")
+        return AllocatorPlan(None, f"jemalloc ({env.get('LD_PRELOAD', '')})", "jemalloc")
     if "jemalloc" in env.get("LD_PRELOAD", "") and env.get("PYTHONMALLOC") == "malloc":
-        return AllocatorPlan(None, "jemalloc (set by the environment)")
+        return AllocatorPlan(None, "jemalloc (set by the environment)", "jemalloc")
     if library is None:
         if choice == "jemalloc":
             raise ConfigError(
@@ -111,7 +112,7 @@ def use_configured_allocator(
         if os.environ.get(MARKER) and not jemalloc_loaded():
             log.warning("memory allocator: jemalloc was preloaded but is not mapped; Python's runs")
             return "python"
-        running = "jemalloc" if p.reason.startswith("jemalloc") else "python"
+        running = p.runs
         (log.info if running == "jemalloc" or choice == "python" else log.warning)(
             "memory allocator: %s", p.reason
         )
