@@ -21,10 +21,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
 import faust
+from faust.stores import rocksdb as faust_rocksdb
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
+from agents.rocksdb_memory import RocksDBMemory
 from stream.errors import KpiStreamError
 
 SUPPORTED = ">=0.15.3,<0.16"
@@ -92,6 +94,19 @@ WATCHED: dict[str, str] = {
     # one database per partition)
     "faust.stores.rocksdb:Store._visible_keys": (
         "28b3c24a6884cbcd69ee040fa72fb9eb9808dc08cf6c3fdbb29715d33e9830d3"
+    ),
+    # `share_rocksdb_memory` replaces the store's `rocksdb_options` (built in `__init__` from the
+    # table's options, used by `_open_for_partition` through `open`) with a subclass whose
+    # `as_options` swaps the block cache and adds the write buffer manager
+    "faust.stores.rocksdb:Store.__init__": "c7c0fa2989e8ab4a4349ff29df8258471624a160cb549e6735c367d9b2fefd19",
+    "faust.stores.rocksdb:Store._open_for_partition": (
+        "1dc4e0113d67379dd61c0a396fa92636577d5fc6be60d4312253fa566080377b"
+    ),
+    "faust.stores.rocksdb:RocksDBOptions.open": (
+        "ff87e92d69e2f487e2657c1df266543f4733d4acad3dd18fa5c86f239d8e340d"
+    ),
+    "faust.stores.rocksdb:RocksDBOptions.as_options": (
+        "d2a1bea17736d2eb2f8d2da592ef843f31bd9583b17b3fcbb2ebd84c15051660"
     ),
     "faust.stores.base:Store._decode_key": (
         "fcb649a35b6e5f45a4456220a4b63ee2d2ab90316a270b537a87843c589dc29e"
@@ -578,6 +593,49 @@ def forget_key_partition(table: Any, key: Any) -> None:
     mapping = key_partitions(table)
     if mapping is not None:
         mapping.pop(key, None)
+
+
+def share_rocksdb_memory(table: Any, memory: RocksDBMemory) -> bool:
+    """Open every RocksDB database of `table` with the worker's one block cache and memtable cap.
+
+    Faust's RocksDB store opens each partition's database with `rocksdb_options.open`, which builds
+    the database's options with `as_options` (a block cache of its own each time). The store's
+    `rocksdb_options` is replaced before any database opens; the other options (memtable size,
+    bloom filter, open files) stay Faust's. False when the table's store is not RocksDB through
+    rocksdict (the memory store; python-rocksdb, which kpistream does not install).
+    """
+    store = table.data
+    if not isinstance(store, faust_rocksdb.Store) or not store.use_rocksdict:
+        return False
+    if store._dbs:
+        raise KpiStreamError(f"table {table.name}: a RocksDB database is open already")
+    store.rocksdb_options = SharedMemoryRocksDBOptions(
+        memory, **(store.options or {}), use_rocksdict=True, ttl=store.rocksdb_options.ttl
+    )
+    return True
+
+
+class SharedMemoryRocksDBOptions(faust_rocksdb.RocksDBOptions):
+    """Faust's RocksDB options with the worker's shared block cache and write buffer manager."""
+
+    def __init__(self, memory: RocksDBMemory, **options: Any) -> None:
+        super().__init__(**options)
+        self.memory = memory
+
+    def as_options(self) -> Any:
+        import rocksdict
+
+        options = super().as_options()
+        blocks = rocksdict.BlockBasedOptions()
+        blocks.set_bloom_filter(self.bloom_filter_size, block_based=True)
+        blocks.set_block_cache(self.memory.cache)
+        # Index and filter blocks in the cache too: outside it they grow with the data on disk.
+        blocks.set_cache_index_and_filter_blocks(True)
+        blocks.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        blocks.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(blocks)
+        options.set_write_buffer_manager(self.memory.write_buffers)
+        return options
 
 
 # ----------------------------------------------------------------------------- Kafka security

@@ -23,6 +23,7 @@ from faust.types import EventT
 from agents import faust_compat
 from agents.batching import WriteBack, run_bulk
 from agents.codecs import TableCodecs
+from agents.rocksdb_memory import RocksDBMemory
 from agents.transport import FastTransport
 from agents.web_auth import canonical_url, web_server_options
 from schemas.dead_letters import dead_letter
@@ -44,7 +45,7 @@ from stream.core.periods import DAY_PREFIX, ROLLING
 from stream.core.scorecard import BusinessState
 from stream.core.seen import SeenIds, partition_prefix
 from stream.core.stage1 import Stage1, state_key
-from stream.errors import InvalidEvent
+from stream.errors import InvalidEvent, KpiStreamError
 from stream.metrics import Metrics
 from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, ENTITY_KINDS, INPUT_TOPICS, faust_topic_class
 
@@ -76,6 +77,9 @@ class Pipeline:
         self.clock = clock
         self.codecs = TableCodecs.of(self.cfg)
         self.app = app or make_app(settings)
+        self.rocksdb_memory = rocksdb_memory(settings)
+        if self.rocksdb_memory is not None:
+            self.rocksdb_memory.register(self.metrics.registry)
         self.on_change: list[Callable[[list[str]], None]] = []
         self.event_time = Watermark()  # see stream/core/eventtime.py: no single event moves it
         # Freshness is measured from the vouched time, so one event stamped in the future cannot hide it.
@@ -148,6 +152,9 @@ class Pipeline:
         )
         table.key_serializer = self.codecs.text
         table.value_serializer = value_codec
+        memory = self.rocksdb_memory
+        if memory is not None and not faust_compat.share_rocksdb_memory(table, memory):
+            raise KpiStreamError(f"table {name}: its store is not RocksDB through rocksdict")
         return table
 
     @property
@@ -470,18 +477,25 @@ class Pipeline:
 
 
 def store_options(settings: Settings) -> dict[str, int] | None:
-    """Table options for the store: with rocksdb://, the memory of each partition's database.
+    """Table options for the store: with rocksdb://, the memtables of each partition's database.
 
     Faust opens one RocksDB per table and partition, each with its own memtables (64 MB, up to 3)
-    and block cache (2 GB) by default: sized for one big database, not for dozens of small ones.
+    by default: sized for one big database, not for dozens of small ones. The block cache and the
+    cap of all memtables are the worker's, shared by every database (`rocksdb_memory`).
     """
     if not settings.store.startswith("rocksdb"):
         return None
     return {
         "write_buffer_size": int(settings.rocksdb_write_buffer_mb * 2**20),
         "max_write_buffer_number": 2,  # one being written, one being flushed to disk
-        "block_cache_size": int(settings.rocksdb_block_cache_mb * 2**20),
     }
+
+
+def rocksdb_memory(settings: Settings) -> RocksDBMemory | None:
+    """The worker's one RocksDB memory budget (agents/rocksdb_memory.py); None with memory://."""
+    if not settings.store.startswith("rocksdb"):
+        return None
+    return RocksDBMemory.create(settings.rocksdb_block_cache_mb, settings.rocksdb_memtables_mb)
 
 
 def _dumps(value: Any) -> bytes:

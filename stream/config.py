@@ -81,9 +81,16 @@ class Settings:
         "default, 64 MB x 3 per partition, held 260 MB at 5,000 operators x 40 days; "
         "docs/benchmarks.md).",
     )
+    rocksdb_memtables_mb: float = setting(
+        16.0,
+        "With rocksdb://: the cap of all the worker's RocksDB memtables together (one write buffer "
+        "manager; a database whose memtable would pass it is flushed to disk; "
+        "agents/rocksdb_memory.py).",
+    )
     rocksdb_block_cache_mb: float = setting(
-        4.0,
-        "With rocksdb://: the block cache of each table partition's RocksDB (Faust's default: 2 GB each).",
+        16.0,
+        "With rocksdb://: one block cache (data, index and filter blocks) shared by all the "
+        "worker's RocksDB databases (Faust's default: 2 GB for each table partition).",
     )
     max_message_bytes: int = setting(
         65536, "An input message larger than this is a dead letter (reason too_large)."
@@ -252,7 +259,7 @@ class Settings:
             raise ConfigError("store", "must be memory:// or rocksdb:// (docs/architecture.md)")
         if not 0 <= self.batch_linger_s <= 1:
             raise ConfigError("batch_linger_s", "must be between 0 and 1 second")
-        for name in ("rocksdb_write_buffer_mb", "rocksdb_block_cache_mb"):
+        for name in ("rocksdb_write_buffer_mb", "rocksdb_memtables_mb", "rocksdb_block_cache_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be at least 1 (MB)")
         if self.memory_trim_interval_s < 0:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STEPS: tuple[str, ...] = ("throughput", "latency", "report", "memory", "state_growth", "scale_out")
+STEPS: tuple[str, ...] = (
+    "throughput", "latency", "report", "memory", "memory_rocksdb", "state_growth", "scale_out"
+)  # fmt: skip
 SETTLE_S = 20.0  # Redis unchanged this long after stage 1 consumed all: the run is over
 
 
@@ -27,6 +29,8 @@ class BenchConfig:
     mem_per_op_day: int = 1
     mem_flush_interval_s: float = 10.0  # the publisher rewrites every operator of a changed period
     mem_timeout_s: float = 240.0
+    # rocksdb:// is a memory figure, not a speed one: read only once every event is in
+    mem_rocksdb_timeout_s: float = 480.0
     growth_events: int = 50_000  # the small centre's events, on a fresh and on a loaded worker
     growth_history_timeout_s: float = 1500.0
     partitions: int = 4
@@ -47,6 +51,7 @@ class BenchConfig:
             mem_operators=200,
             mem_days=5,
             mem_timeout_s=60.0,
+            mem_rocksdb_timeout_s=120.0,
             growth_events=5_000,
             growth_history_timeout_s=120.0,
             timeout_s=60.0,
@@ -67,6 +72,7 @@ class BenchConfig:
             "memory_events_per_operator_day": self.mem_per_op_day,
             "memory_flush_interval_s": self.mem_flush_interval_s,
             "memory_timeout_s": self.mem_timeout_s,
+            "memory_rocksdb_timeout_s": self.mem_rocksdb_timeout_s,
             "state_growth_events": self.growth_events,
             "partitions": self.partitions,
             "flush_interval_s": 1.0,

@@ -20,16 +20,27 @@ from stream.bench.workload import memory_events, produce_sync, to_message
 
 
 def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -> dict[str, Any]:
+    """The worker with the default store (memory://): its tables are Python objects."""
+    return _memory_step(cfg, svc, workdir, f"b{run_id}-mem-", "memory://", cfg.mem_timeout_s)
+
+
+def bench_memory_rocksdb(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) -> dict[str, Any]:
+    """The same workload with rocksdb://: the tables on disk, RocksDB's memory within its budget."""
+    return _memory_step(cfg, svc, workdir, f"b{run_id}-memrocks-", "rocksdb://", cfg.mem_rocksdb_timeout_s)
+
+
+def _memory_step(
+    cfg: BenchConfig, svc: Services, workdir: Path, prefix: str, store: str, timeout_s: float
+) -> dict[str, Any]:
     import redis
 
     events = memory_events(cfg.mem_operators, cfg.mem_days, cfg.mem_per_op_day)
-    say(f"memory: {len(events)} events, {cfg.mem_operators} operators x {cfg.mem_days} days")
+    say(f"memory ({store}): {len(events)} events, {cfg.mem_operators} operators x {cfg.mem_days} days")
     messages = [to_message(e) for e in events]
-    prefix = f"b{run_id}-mem-"
     expected = expected_redis(events, scopes=("center",))
     flush_redis(svc.redis_url)
     rc = redis.Redis.from_url(svc.redis_url)
-    flush_env = {"KPISTREAM_FLUSH_INTERVAL_S": str(cfg.mem_flush_interval_s)}
+    flush_env = {"KPISTREAM_FLUSH_INTERVAL_S": str(cfg.mem_flush_interval_s), "KPISTREAM_STORE": store}
     complete = True
     consumed: float | None = None
     with running_worker(svc, prefix, workdir, cfg.partitions, **flush_env) as w:
@@ -41,7 +52,7 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         t0 = time.time()
         produce_sync(svc.kafka, prefix, messages)
         peak = idle
-        deadline = time.monotonic() + cfg.mem_timeout_s
+        deadline = time.monotonic() + timeout_s
         digest, changed_at, next_metrics = None, time.time(), 0.0
         samples: list[list[float]] = [[0.0, 0.0, round(idle, 1)]]  # [s since t0, events consumed, RSS MB]
         while True:
@@ -66,7 +77,7 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
                 break
             if time.monotonic() > deadline:
                 complete = False
-                say(f"  INCOMPLETE: {consumed} of {len(messages)} consumed in {cfg.mem_timeout_s:.0f}s")
+                say(f"  INCOMPLETE: {consumed} of {len(messages)} consumed in {timeout_s:.0f}s")
                 break
             time.sleep(1.0)
         consumed_s = time.time() - t0
@@ -76,6 +87,7 @@ def bench_memory(cfg: BenchConfig, svc: Services, workdir: Path, run_id: str) ->
         loaded = w.rss_mb()
     rc.close()
     out = {
+        "store": store,
         "operators": cfg.mem_operators,
         "days": cfg.mem_days,
         "events": len(messages),

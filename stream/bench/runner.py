@@ -20,7 +20,7 @@ from stream.bench import stats
 from stream.bench.config import BenchConfig
 from stream.bench.latency import bench_latency
 from stream.bench.machine import machine_info, versions
-from stream.bench.memory import bench_memory
+from stream.bench.memory import bench_memory, bench_memory_rocksdb
 from stream.bench.progress import BenchError, say
 from stream.bench.report_speed import bench_report
 from stream.bench.scale_out import bench_scale_out
@@ -40,7 +40,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     kafka_version = redis_version = None
     try:
         need_services = any(
-            x in cfg.only for x in ("throughput", "latency", "memory", "state_growth", "scale_out")
+            x in cfg.only
+            for x in ("throughput", "latency", "memory", "memory_rocksdb", "state_growth", "scale_out")
         )
         with contextlib.ExitStack() as stack:
             svc = stack.enter_context(services(workdir)) if need_services else None
@@ -59,6 +60,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                 ("latency", with_services(bench_latency)),
                 ("report", lambda: bench_report(cfg, workdir)),
                 ("memory", with_services(bench_memory)),
+                ("memory_rocksdb", with_services(bench_memory_rocksdb)),
                 ("state_growth", with_services(bench_state_growth)),
                 ("scale_out", with_services(bench_scale_out)),
             ]

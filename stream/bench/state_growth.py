@@ -35,9 +35,11 @@ def bench_state_growth(cfg: BenchConfig, svc: Services, workdir: Path, run_id: s
     say(f"state_growth: {len(events)} events, fresh and after {len(history)} history events")
     # A fresh worker before and after the loaded one: the first run of a bench meets a cold broker
     # (its first run was up to 1.5x slower), so the baseline is the faster of the two.
-    fresh_runs = [_timed_run(cfg, svc, workdir, f"b{run_id}-grow0-", [], events)]
+    # With --profile, py-spy samples the first fresh and the loaded worker over their timed windows
+    # (both alike, so the two profiles compare; the figures of a profiled bench carry its cost).
+    fresh_runs = [_timed_run(cfg, svc, workdir, f"b{run_id}-grow0-", [], events, profile="fresh")]
     say(f"  fresh: {fresh_runs[0]['events_per_s']} ev/s")
-    loaded = _timed_run(cfg, svc, workdir, f"b{run_id}-grow1-", history, events)
+    loaded = _timed_run(cfg, svc, workdir, f"b{run_id}-grow1-", history, events, profile="loaded")
     say(f"  loaded: {loaded['events_per_s']} ev/s")
     fresh_runs.append(_timed_run(cfg, svc, workdir, f"b{run_id}-grow2-", [], events))
     say(f"  fresh again: {fresh_runs[1]['events_per_s']} ev/s")
@@ -62,8 +64,11 @@ def _timed_run(
     prefix: str,
     history: list[dict[str, Any]],
     events: list[dict[str, Any]],
+    profile: str | None = None,
 ) -> dict[str, Any]:
     import redis
+
+    from stream.bench.profile import attach_py_spy
 
     before = expected_redis(history) if history else {}
     after = expected_redis(history + events)
@@ -80,6 +85,10 @@ def _timed_run(
                 out["history_seconds"] = round(time.monotonic() - t, 1)
                 out["rss_mb_with_history"] = round(w.rss_mb(), 1)
             messages = to_messages(events)
+            stop_profile = None
+            if profile is not None and cfg.profile_dir is not None:
+                stop_profile = attach_py_spy(w.pid, cfg.profile_dir / f"state_growth-{profile}")
+                out["profiled"] = True
             t0 = time.time()
             produce_sync(svc.bootstrap, prefix, messages)
             out["produce_seconds"] = round(time.time() - t0, 2)
@@ -104,6 +113,8 @@ def _timed_run(
                     )
                 time.sleep(0.05)
             out["events_per_s"] = round(len(events) / out["seconds"], 1) if out.get("complete") else None
+            if stop_profile is not None:
+                out["profile"] = stop_profile()
             out["worker_rss_mb_after"] = round(w.rss_mb(), 1)
     finally:
         rc.close()

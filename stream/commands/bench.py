@@ -8,10 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from stream.bench.config import STEPS
 from stream.commands.dev_only import require_dev_packages
 from stream.errors import KpiStreamError
-
-STEPS = ("throughput", "latency", "report", "memory", "state_growth", "scale_out")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from stream.core import jsonbytes
 from stream.sinks.base import Record
 
 
@@ -12,9 +13,12 @@ def content_digest(rec: Record) -> bytes:
     """A digest of the record without its time stamp: what decides whether it changed.
 
     A digest (16 bytes), not the content itself, is remembered per published key: with 5,000
-    operators x 40 days that is 200,000 records, and keeping their content cost ~200 MB.
+    operators x 40 days that is 200,000 records, and keeping their content cost ~200 MB. The
+    content is the record's JSON with sorted keys (orjson: 1 and 1.0, 0 and null stay apart), as
+    every sink writes JSON; a `repr` of the sorted items cost 5x more, and a flush that republishes
+    the shares of a 5,000-operator month digests 5,000 records.
     """
-    text = repr(sorted((k, v) for k, v in rec.items() if k != "updated_at")).encode()
+    text = jsonbytes.dumps_sorted({k: v for k, v in rec.items() if k != "updated_at"})
     return hashlib.blake2b(text, digest_size=16).digest()
 
 

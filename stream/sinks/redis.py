@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.config import mask_secrets
+from stream.core import jsonbytes
 from stream.core.config import DAY_MS, KpiConfig
 from stream.core.outputs import operator_hash, queue_hash, scorecard_hash
 from stream.core.periods import DAY_PREFIX, MONTH_PREFIX, is_expired
@@ -102,8 +103,9 @@ def _units(batch: Batch) -> list[Unit]:
     return units
 
 
-def _message(key: str, kind: str, rec: Record) -> str:
-    return json.dumps({"key": key, "kind": kind, "record": rec}, separators=(",", ":"))
+def _message(key: str, kind: str, rec: Record) -> bytes:
+    # One per record written: orjson, as the change filter's digests (UTF-8, the same JSON).
+    return jsonbytes.dumps({"key": key, "kind": kind, "record": rec})
 
 
 @dataclass(slots=True)

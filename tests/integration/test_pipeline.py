@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -123,6 +124,11 @@ def test_stream_equals_report_on_apache_kafka(
     assert len(expected) == 2  # one day, one month
     got = wait_for_periods(worker, expected)
     assert got == expected
+    if store == "rocksdb://":  # its databases wrote into the worker's one memtable budget
+        page = worker.get_text("/metrics")
+        assert 'kpistream_rocksdb_memory_limit_bytes{part="memtables"} 1.6777216e+07' in page
+        used = re.search(r'kpistream_rocksdb_memory_bytes\{part="memtables"\} (\S+)', page)
+        assert used is not None and float(used.group(1)) > 0, page[-2000:]
 
 
 @STORES

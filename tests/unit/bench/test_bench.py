@@ -59,6 +59,7 @@ def _figures() -> dict[str, object]:
             "json_loads": {"events_per_s": 600_000.0},
         },
         "memory": {"idle_rss_mb": 70.0, "loaded_rss_mb": 210.0},
+        "memory_rocksdb": {"idle_rss_mb": 72.0, "loaded_rss_mb": 105.0},
         "state_growth": {"fresh": {"events_per_s": 8_000.0}, "loaded": {"events_per_s": 7_200.0}},
     }
 
@@ -73,6 +74,7 @@ def test_result_document_shape_ratios_and_targets() -> None:
     assert r["worker_calls_only_vs_quix"] == 1.5
     assert r["report_vs_json_loads"] == 0.2
     assert r["loaded_rss_vs_idle_rss"] == 3.0
+    assert r["rocksdb_loaded_rss_vs_memory_store"] == 0.5
     assert r["state_growth_loaded_vs_fresh"] == 0.9
     assert all(doc["targets"].values()), doc["targets"]
     text = stats.render_table(doc)
@@ -83,10 +85,12 @@ def test_targets_fail_and_unknown() -> None:
     figs = _figures()
     figs["latency"] = {"p50_s": 0.6, "p99_s": 1.0, "probes_missing": 3}  # missing probes fail it
     figs["memory"] = {"loaded_rss_mb": 400.0}
+    figs["memory_rocksdb"] = {"loaded_rss_mb": 140.0, "complete": False}  # cap hit: not a figure
     del figs["report"]
     t = stats.targets(figs)
     assert t["latency_p99_below_2s"] is False
     assert t["worker_rss_below_300mb"] is False
+    assert t["worker_rss_rocksdb_below_150mb"] is False
     assert t["report_events_per_s_at_least_100000"] is None  # not measured
     assert stats.targets({})["worker_ahead_of_quix"] is None
     figs = _figures()

@@ -16,6 +16,7 @@ from stream.publish import (
     KeyIndex,
     MappingReader,
     ScoreCache,
+    content_digest,
 )
 from stream.publish import score_cache as score_cache_module
 from stream.strategies import StrategyBook
@@ -88,6 +89,20 @@ def test_change_filter_ignores_the_time_stamp() -> None:
     assert f.changed("other", {"a": 2}) and len(f) == 2
     f.clear()
     assert len(f) == 0 and f.changed("k", {"a": 2, "updated_at": "t3"})
+
+
+def test_the_digest_changes_with_the_content_and_only_with_it() -> None:
+    rec = {"kpis": {"sl": 1, "lcr": None}, "counts": {"offered": 2, "answered": 1}, "f": 0.5}
+    same = {"f": 0.5, "counts": {"answered": 1, "offered": 2}, "kpis": {"lcr": None, "sl": 1}}
+    assert content_digest(rec) == content_digest({**same, "updated_at": "t"})
+    for changed in (
+        {**rec, "kpis": {"sl": 1.0, "lcr": None}},  # 1 and 1.0 are written differently
+        {**rec, "kpis": {"sl": 1, "lcr": 0}},  # null and 0 too
+        {**rec, "counts": {"offered": 2, "answered": 2}},
+        {**rec, "f": 0.5000000001},
+        {**rec, "bonus": "0.00"},
+    ):
+        assert content_digest(changed) != content_digest(rec), changed
 
 
 def test_change_filter_remembers_only_what_it_is_told_to() -> None:
