@@ -171,3 +171,8 @@ async def records_to_end(
     finally:
         await c.stop()
     return out
+
+
+def open_partition_db(store: Any, partition: int) -> Any:
+    """Open one partition's database of Faust's RocksDB store as it does when an event of it is written."""
+    return store._db_for_partition(partition)

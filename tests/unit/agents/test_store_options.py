@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
+from tests_support import open_partition_db
 
 from agents.pipeline import Pipeline, store_options
 from stream.config import load_settings
 from stream.errors import ConfigError
-from tests.unit.agents.test_write_back_owners import open_partition_db
 
 
 def rocksdb_pipeline(tmp_path: Path, **overrides: object) -> Pipeline:

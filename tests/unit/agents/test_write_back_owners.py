@@ -14,6 +14,7 @@ from typing import Any
 import faust
 from faust.stores.memory import Store
 from faust.types import TP
+from tests_support import open_partition_db
 
 from agents import faust_compat
 from agents.batching import WriteBack
@@ -111,11 +112,6 @@ def test_partition_keys_of_a_rocksdb_store_are_its_partition_database(tmp_path: 
         open_partition_db(store, partition).put(key, b"1")
     assert sorted(faust_compat.partition_keys(holder, 1)) == [b"a", b"b"]
     assert faust_compat.partition_keys(holder, 3) == []
-
-
-def open_partition_db(store: Any, partition: int) -> Any:
-    """Open one partition's database as the store does when an event of it is written."""
-    return store._db_for_partition(partition)
 
 
 def test_a_plain_mapping_has_no_partition_keys() -> None:
