@@ -595,24 +595,23 @@ def forget_key_partition(table: Any, key: Any) -> None:
         mapping.pop(key, None)
 
 
-def share_rocksdb_memory(table: Any, memory: RocksDBMemory) -> bool:
+def share_rocksdb_memory(table: Any, memory: RocksDBMemory) -> None:
     """Open every RocksDB database of `table` with the worker's one block cache and memtable cap.
 
     Faust's RocksDB store opens each partition's database with `rocksdb_options.open`, which builds
     the database's options with `as_options` (a block cache of its own each time). The store's
     `rocksdb_options` is replaced before any database opens; the other options (memtable size,
-    bloom filter, open files) stay Faust's. False when the table's store is not RocksDB through
-    rocksdict (the memory store; python-rocksdb, which kpistream does not install).
+    bloom filter, open files) stay Faust's. Refused for a store that is not RocksDB through
+    rocksdict (python-rocksdb, which kpistream does not install).
     """
     store = table.data
     if not isinstance(store, faust_rocksdb.Store) or not store.use_rocksdict:
-        return False
+        raise KpiStreamError(f"table {table.name}: its store is not RocksDB through rocksdict")
     if store._dbs:
         raise KpiStreamError(f"table {table.name}: a RocksDB database is open already")
     store.rocksdb_options = SharedMemoryRocksDBOptions(
         memory, **(store.options or {}), use_rocksdict=True, ttl=store.rocksdb_options.ttl
     )
-    return True
 
 
 class SharedMemoryRocksDBOptions(faust_rocksdb.RocksDBOptions):

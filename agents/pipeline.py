@@ -45,7 +45,7 @@ from stream.core.periods import DAY_PREFIX, ROLLING
 from stream.core.scorecard import BusinessState
 from stream.core.seen import SeenIds, partition_prefix
 from stream.core.stage1 import Stage1, state_key
-from stream.errors import InvalidEvent, KpiStreamError
+from stream.errors import InvalidEvent
 from stream.metrics import Metrics
 from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, ENTITY_KINDS, INPUT_TOPICS, faust_topic_class
 
@@ -152,9 +152,8 @@ class Pipeline:
         )
         table.key_serializer = self.codecs.text
         table.value_serializer = value_codec
-        memory = self.rocksdb_memory
-        if memory is not None and not faust_compat.share_rocksdb_memory(table, memory):
-            raise KpiStreamError(f"table {name}: its store is not RocksDB through rocksdict")
+        if self.rocksdb_memory is not None:
+            faust_compat.share_rocksdb_memory(table, self.rocksdb_memory)
         return table
 
     @property
@@ -483,7 +482,7 @@ def store_options(settings: Settings) -> dict[str, int] | None:
     by default: sized for one big database, not for dozens of small ones. The block cache and the
     cap of all memtables are the worker's, shared by every database (`rocksdb_memory`).
     """
-    if not settings.store.startswith("rocksdb"):
+    if not settings.uses_rocksdb:
         return None
     return {
         "write_buffer_size": int(settings.rocksdb_write_buffer_mb * 2**20),
@@ -493,7 +492,7 @@ def store_options(settings: Settings) -> dict[str, int] | None:
 
 def rocksdb_memory(settings: Settings) -> RocksDBMemory | None:
     """The worker's one RocksDB memory budget (agents/rocksdb_memory.py); None with memory://."""
-    if not settings.store.startswith("rocksdb"):
+    if not settings.uses_rocksdb:
         return None
     return RocksDBMemory.create(settings.rocksdb_block_cache_mb, settings.rocksdb_memtables_mb)
 

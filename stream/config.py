@@ -244,6 +244,11 @@ class Settings:
     )
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
+    @property
+    def uses_rocksdb(self) -> bool:
+        """The tables are Faust's RocksDB store (on disk) rather than memory."""
+        return self.store.startswith("rocksdb")
+
     def __post_init__(self) -> None:
         if not self.broker.startswith(("kafka://", "aiokafka://")):
             raise ConfigError("broker", f"expected kafka://HOST:PORT, got {mask_secrets(self.broker)!r}")
@@ -283,7 +288,7 @@ class Settings:
             )
         if self.table_standby_replicas < 0:
             raise ConfigError("table_standby_replicas", "must be 0 or more")
-        if self.table_standby_replicas and self.store.startswith("rocksdb"):
+        if self.table_standby_replicas and self.uses_rocksdb:
             # Rule: no standbys with RocksDB; Faust's RocksDB standbys lose counts at failover.
             raise ConfigError(
                 "table_standby_replicas",
