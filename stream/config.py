@@ -100,8 +100,9 @@ class Settings:
     )
     share_interval_s: float = setting(
         10.0,
-        "Operators whose only change is their fund share are republished at most this often "
-        "(at least flush_interval_s).",
+        "In a period of more than 500 operators, those whose only change is their fund share are "
+        "republished this often per 500 operators while the period keeps changing, and this long "
+        "after the last refresh once it is quiet (at least flush_interval_s; docs/outputs.md).",
     )
     faust_sensors: bool = setting(
         False,

@@ -117,8 +117,10 @@ class BatchBuilder:
         return out
 
     def _operators(self, batch: Batch, scope: BuildScope, targets: _Targets, live: set[str]) -> None:
-        self.scores.keep_only(live)
         t = scope.now_ms / 1000
+        for pk in self.scores.quiet_refreshes(targets.op_dirty.keys(), t, live):
+            targets.op_dirty[pk] = set()  # no operator changed: only the shares are refreshed
+        self.scores.keep_only(live)
         for pk in sorted(targets.op_dirty):
             cache = self.scores.cache_for(pk, live)
             # Rule: a live period's counts of the last build are complete and current but for the
@@ -138,10 +140,13 @@ class BatchBuilder:
             if cache is not None:
                 self.scores.keep_counts(pk, counts)
             everyone = self.scores.everyone(
-                pk, len(counts), t, cached=cache is not None, forced=scope.full or scope.everything
+                pk,
+                len(counts),
+                t,
+                cached=cache is not None,
+                forced=scope.full or scope.everything,
+                quiet=not targets.op_dirty[pk],
             )
-            if everyone and not scope.full:
-                self.scores.published_shares(pk, t)
             recs = operator_records(
                 pk,
                 counts,
@@ -152,6 +157,10 @@ class BatchBuilder:
                 cache,
                 changed_only=not everyone,
             )
+            if everyone and not scope.full:
+                self.scores.published_shares(pk, t)
+            elif recs and not everyone:
+                self.scores.left_behind(pk)
             for op, rec in recs.items():
                 self._emit(batch.operators, agg_key(OP, op, pk), rec, scope.full, pk)
 

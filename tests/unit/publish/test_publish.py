@@ -328,7 +328,53 @@ def test_with_many_operators_share_only_changes_wait_for_the_share_interval(
     w.add("op", "d", T0 + 1000, ANSWER)  # a new operator: everyone's share moves
     day = [r for r in w.pub.flush().operators if r["period_key"] == "day:2026-01-15"]
     assert [r["operator_id"] for r in day] == ["d"] and day[0]["fund_share"] == 0.25
-    w.clock.t += 10  # the share interval is over: b and c get their new share (d's is unchanged)
+    w.clock.t += 10  # busy: 4 operators over 2 per share interval wait 20 s
     w.add("op", "a", T0 + 2000, ANSWER)
     day = [r for r in w.pub.flush().operators if r["period_key"] == "day:2026-01-15"]
+    assert [r["operator_id"] for r in day] == ["a"]
+    w.clock.t += 10  # 20 s since the last refresh: b and c get their new share (d's is unchanged)
+    w.add("op", "a", T0 + 3000, ANSWER)
+    day = [r for r in w.pub.flush().operators if r["period_key"] == "day:2026-01-15"]
     assert {r["operator_id"]: r["fund_share"] for r in day} == {"a": 0.25, "b": 0.25, "c": 0.25}
+
+
+def test_shares_left_behind_are_republished_when_the_stream_goes_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bug: with more than 500 operators, shares moved by the last events stayed behind for good."""
+    monkeypatch.setattr("stream.publish.score_cache.SHARES_EVERY_FLUSH_UP_TO", 2)
+    w = World([], share_interval_s=10.0)
+    for op in "abc":
+        w.add("op", op, T0, ANSWER)
+    w.pub.flush()
+    w.clock.t += 1
+    w.add("op", "d", T0 + 1000, ANSWER)  # the last event: everyone's share moves
+    assert {r["operator_id"] for r in w.pub.flush().operators} == {"d"}
+    published: list[tuple[float, str, str]] = []
+    for _ in range(20):  # no more events
+        w.clock.t += 1
+        published += [
+            (w.clock.t - T0 / 1000, r["operator_id"], r["period_key"]) for r in w.pub.flush().operators
+        ]
+    shares_of = {(op, pk) for _, op, pk in published}
+    assert shares_of == {(op, pk) for op in "abc" for pk in ("day:2026-01-15", "month:2026-01", "rolling")}
+    assert {t for t, _, _ in published} == {10.0}  # once, share_interval_s after the last refresh
+
+
+def test_a_period_that_turned_gets_its_final_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("stream.publish.score_cache.SHARES_EVERY_FLUSH_UP_TO", 2)
+    w = World([], share_interval_s=10.0)
+    for op in "abc":
+        w.add("op", op, T0, ANSWER)
+    w.pub.flush()
+    w.clock.t += 1
+    w.add("op", "d", T0 + 1000, ANSWER)
+    w.pub.flush()
+    w.clock.t += 1
+    w.add("op", "a", T0 + DAY_MS, ANSWER)  # the next day: 2026-01-15 is not live any more
+    old_day = {
+        r["operator_id"]: r["fund_share"]
+        for r in w.pub.flush().operators
+        if r["period_key"] == "day:2026-01-15"
+    }
+    assert old_day == {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}

@@ -134,15 +134,26 @@ def test_score_cache_keeps_live_periods_and_spaces_share_only_updates() -> None:
     live = {"day:2026-01-15", "month:2026-01", "rolling"}
     assert c.cache_for("day:2026-01-14", live) is None  # an old period: scored afresh
     assert c.cache_for("day:2026-01-15", live) == {}
-    many = score_cache_module.SHARES_EVERY_FLUSH_UP_TO + 1
+    many = score_cache_module.SHARES_EVERY_FLUSH_UP_TO * 3  # busy: every 3 share intervals
+    assert c.refresh_interval(many) == 30.0 and c.refresh_interval(3) == 10.0
     assert c.everyone("day:2026-01-15", many, 100.0, cached=True, forced=False)  # never published
     c.published_shares("day:2026-01-15", 100.0)
     assert not c.everyone("day:2026-01-15", many, 105.0, cached=True, forced=False)
-    assert c.everyone("day:2026-01-15", many, 110.0, cached=True, forced=False)
+    assert not c.everyone("day:2026-01-15", many, 110.0, cached=True, forced=False)
+    assert c.everyone("day:2026-01-15", many, 110.0, cached=True, forced=False, quiet=True)
+    assert not c.everyone("day:2026-01-15", many, 109.0, cached=True, forced=False, quiet=True)
+    assert c.everyone("day:2026-01-15", many, 130.0, cached=True, forced=False)
     assert c.everyone("day:2026-01-15", many, 105.0, cached=True, forced=True)
     assert c.everyone("day:2026-01-15", 3, 105.0, cached=True, forced=False)  # few operators: always
+    c.left_behind("day:2026-01-15")
+    c.left_behind("month:2026-01")
+    c.published_shares("month:2026-01", 100.0)  # no longer behind
+    assert c.quiet_refreshes({"day:2026-01-15"}, 110.0, live) == []  # busy: not quiet
+    assert c.quiet_refreshes(set(), 109.0, live) == []  # not yet due
+    assert c.quiet_refreshes(set(), 110.0, live) == ["day:2026-01-15"]
+    assert c.quiet_refreshes(set(), 101.0, {"rolling"}) == ["day:2026-01-15"]  # turned: final shares
     c.keep_only({"rolling"})
-    assert not c.caches and not c.shares_at
+    assert not c.caches and not c.shares_at and not c.behind
 
 
 class _World:
