@@ -70,9 +70,12 @@ class BenchWorker(WorkerProcess):
             return "unknown"
         return "jemalloc" if "libjemalloc" in maps else "python"
 
-    def wait_quiet(self, max_s: int, each_second: Callable[[], None] | None = None) -> None:
-        """Wait, at most `max_s` seconds, until the worker's CPU stayed under 10 % for 3 s: then its
-        publisher's complete writes and the entity sweeps are done and its memory is what it holds."""
+    def wait_quiet(
+        self, max_s: int, each_second: Callable[[], None] | None = None, *, quiet_s: int = 3
+    ) -> None:
+        """Wait, at most `max_s` seconds, until the worker's CPU stayed under 10 % for `quiet_s`
+        seconds: then its publisher's complete writes and the entity sweeps are done and its memory
+        is what it holds (more than share_interval_s to include the share refresh of a quiet period)."""
         import psutil
 
         proc, quiet = psutil.Process(self.pid), 0
@@ -81,7 +84,7 @@ class BenchWorker(WorkerProcess):
             if each_second is not None:
                 each_second()
             quiet = quiet + 1 if cpu < 10.0 else 0
-            if quiet >= 3:
+            if quiet >= quiet_s:
                 return
 
 
