@@ -29,7 +29,13 @@ class AggReader(Protocol):
 
 
 def slid_copy(key: str, state: AggState, watermark: int, cfg: KpiConfig) -> AggState:
-    """A rolling or live state slid to `watermark` on a copy (Faust tables are written only by agents)."""
+    """A rolling or live state slid to `watermark` on a copy (Faust tables are written only by agents).
+
+    A day or month state (no entries) is returned as it is, with no store built for it: the
+    publisher reads every operator of a month of thousands this way.
+    """
+    if state.entries is None:
+        return state
     store = AggregateStore({}, cfg)
     store.observe(watermark)
     return store.slid(key, state)
