@@ -80,15 +80,18 @@ def f_score(kpis: Mapping[str, Ratio], strategy: Strategy) -> Fraction:
 
 
 def fund_shares(
-    scores: Mapping[str, Fraction], only: Iterable[str] | None = None
+    scores: Mapping[str, Fraction],
+    only: Iterable[str] | None = None,
+    positive_sum: Fraction | None = None,
 ) -> dict[str, Fraction | None]:
     """max(F_i, 0) / sum of max(F_j, 0) over the operators given; None for all when the sum is 0.
 
     `only`: the shares of these operators (of `scores`) alone, still over everyone's sum: a flush
     of a period with thousands of operators publishes the few whose counts changed.
+    `positive_sum`: that sum when the caller keeps it (outputs.PeriodScores), exactly as computed here.
     """
     zero = Fraction(0)
-    s = sum((v for v in scores.values() if v > zero), zero)
+    s = sum((v for v in scores.values() if v > zero), zero) if positive_sum is None else positive_sum
     wanted = scores.keys() if only is None else only
     if s == 0:
         return dict.fromkeys(wanted)

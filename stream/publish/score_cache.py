@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from stream.core.counts import Counts
-from stream.core.outputs import ScoredOperator
+from stream.core.outputs import PeriodScores
 
 SHARES_EVERY_FLUSH_UP_TO = 500  # operators in a period; see docs/outputs.md
 
@@ -21,7 +21,7 @@ class ScoreCache:
 
     def __init__(self, share_interval_s: float) -> None:
         self.share_interval_s = share_interval_s
-        self.caches: dict[str, dict[str, ScoredOperator]] = {}
+        self.caches: dict[str, PeriodScores] = {}
         self.shares_at: dict[str, float] = {}  # period -> when all its operators were last published
         # Periods published with only their changed operators since: others' shares are behind.
         self.behind: set[str] = set()
@@ -35,8 +35,13 @@ class ScoreCache:
                 del kept[pk]
         self.behind &= live_periods
 
-    def cache_for(self, period_key: str, live_periods: set[str]) -> dict[str, ScoredOperator] | None:
-        return self.caches.setdefault(period_key, {}) if period_key in live_periods else None
+    def cache_for(self, period_key: str, live_periods: set[str]) -> PeriodScores | None:
+        if period_key not in live_periods:
+            return None
+        cache = self.caches.get(period_key)
+        if cache is None:
+            cache = self.caches[period_key] = PeriodScores()
+        return cache
 
     def refresh_interval(self, operators: int) -> float:
         """How often a period that keeps changing republishes every share.

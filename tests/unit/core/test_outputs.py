@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import jsonschema
@@ -16,6 +17,7 @@ from schemas.parse import parse_event
 from stream.core.config import KpiConfig
 from stream.core.engine import Engine
 from stream.core.outputs import (
+    PeriodScores,
     decimal_string,
     operator_hash,
     operator_records,
@@ -181,6 +183,8 @@ def test_the_score_cache_never_changes_a_record(updates: list[tuple[str, dict[st
     ops: dict[str, dict[str, int]] = {}
     switched: set[str] = set()
     cache: dict[str, Any] = {}
+    memo = PeriodScores()
+    last: dict[str, Any] = {}  # each operator's (counts, strategy) as of the last build
     for op, counts, switch in updates:
         ops[op] = {k: v for k, v in counts.items() if v}
         if switch:
@@ -192,4 +196,14 @@ def test_the_score_cache_never_changes_a_record(updates: list[tuple[str, dict[st
             return chosen(o) or DEFAULT
 
         cached = operator_records("month:2026-01", ops, strategy_of, NOW, "UTC", Fund.parse("100"), cache)
-        assert cached == operator_records("month:2026-01", ops, strategy_of, NOW, "UTC", Fund.parse("100"))
+        fresh = operator_records("month:2026-01", ops, strategy_of, NOW, "UTC", Fund.parse("100"))
+        assert cached == fresh
+        # The publisher's cache keeps the sum of positive F across flushes: with changed_only, the
+        # records of the operators whose counts or strategy changed (joined, left), as computed afresh.
+        kept = operator_records("month:2026-01", ops, strategy_of, NOW, "UTC", None, memo, changed_only=True)
+        assert memo.positive_f == sum((max(sc[3], Fraction(0)) for sc in memo.values()), Fraction(0))
+        whole = operator_records("month:2026-01", ops, strategy_of, NOW, "UTC", None)
+        assert kept == {op: whole[op] for op in kept}
+        now = {o: (tuple(c.items()), strategy_of(o).name) for o, c in ops.items()}
+        assert set(kept) == {o for o in ops if now[o] != last.get(o) and (ops[o] or last.get(o, ((),))[0])}
+        last.update(now)
