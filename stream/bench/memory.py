@@ -15,7 +15,7 @@ from stream.bench.config import SETTLE_S, BenchConfig
 from stream.bench.expected import expected_redis, redis_check
 from stream.bench.progress import say
 from stream.bench.services import Services, flush_redis
-from stream.bench.worker import running_worker
+from stream.bench.worker import PUBLISHED_QUIET_S, running_worker
 from stream.bench.workload import memory_events, produce_sync, to_message
 
 
@@ -82,7 +82,8 @@ def _memory_step(
             time.sleep(1.0)
         consumed_s = time.time() - t0
         rss_seen = [peak]
-        w.wait_quiet(30 if complete else 0, lambda: rss_seen.append(w.rss_mb()))
+        # The loaded RSS is taken once the worker published everything, its last share refresh too.
+        w.wait_quiet(45 if complete else 0, lambda: rss_seen.append(w.rss_mb()), quiet_s=PUBLISHED_QUIET_S)
         peak = max(rss_seen)
         loaded = w.rss_mb()
     rc.close()

@@ -18,9 +18,8 @@ from stream.bench.config import SETTLE_S, BenchConfig
 from stream.bench.expected import expected_redis, redis_check
 from stream.bench.progress import BenchError, say
 from stream.bench.services import Services, flush_redis
-from stream.bench.worker import BenchWorker, running_worker
+from stream.bench.worker import PUBLISHED_QUIET_S, BenchWorker, running_worker
 from stream.bench.workload import memory_events, produce_sync, simulated_events, to_messages
-from stream.config import Settings
 
 SMALL_CENTRE_DAY = datetime(2026, 1, 15, tzinfo=UTC)  # the throughput workload's first day
 
@@ -147,4 +146,4 @@ def _load_history(
     # Publishing the history ends with the share refresh of its big periods, share_interval_s after
     # their last one once the stream is quiet (docs/outputs.md): wait for it, or the timed window
     # would pay for the history's last writes.
-    w.wait_quiet(90, quiet_s=int(Settings().share_interval_s) + 3)
+    w.wait_quiet(90, quiet_s=PUBLISHED_QUIET_S)

@@ -9,8 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stream.bench.services import Services
+from stream.config import Settings
 from stream.devenv.process import free_port
 from stream.devtools.worker_process import WorkerProcess, env_without_kpistream
+
+# Seconds of quiet CPU after which a worker has published everything it will: the share refresh of
+# a quiet period comes share_interval_s after its last one (docs/outputs.md).
+PUBLISHED_QUIET_S = int(Settings().share_interval_s) + 3
 
 
 class BenchWorker(WorkerProcess):
@@ -75,7 +80,7 @@ class BenchWorker(WorkerProcess):
     ) -> None:
         """Wait, at most `max_s` seconds, until the worker's CPU stayed under 10 % for `quiet_s`
         seconds: then its publisher's complete writes and the entity sweeps are done and its memory
-        is what it holds (more than share_interval_s to include the share refresh of a quiet period)."""
+        is what it holds (PUBLISHED_QUIET_S to include the share refresh of a quiet period)."""
         import psutil
 
         proc, quiet = psutil.Process(self.pid), 0
