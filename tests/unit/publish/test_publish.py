@@ -316,16 +316,22 @@ def test_a_live_period_reads_only_its_changed_operators_and_all_at_the_index_ref
     }
 
 
-def test_with_many_operators_share_only_changes_wait_for_the_share_interval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _d_joins_three(monkeypatch: pytest.MonkeyPatch) -> World:
+    """a, b and c published; then d joins, which moves everyone's share. "Many" operators: over 2."""
     monkeypatch.setattr("stream.publish.score_cache.SHARES_EVERY_FLUSH_UP_TO", 2)
     w = World([], share_interval_s=10.0)
     for op in "abc":
         w.add("op", op, T0, ANSWER)
     w.pub.flush()  # the first flush publishes everything
     w.clock.t += 1
-    w.add("op", "d", T0 + 1000, ANSWER)  # a new operator: everyone's share moves
+    w.add("op", "d", T0 + 1000, ANSWER)
+    return w
+
+
+def test_with_many_operators_share_only_changes_wait_for_the_share_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = _d_joins_three(monkeypatch)
     day = [r for r in w.pub.flush().operators if r["period_key"] == "day:2026-01-15"]
     assert [r["operator_id"] for r in day] == ["d"] and day[0]["fund_share"] == 0.25
     w.clock.t += 10  # busy: 4 operators over 2 per share interval wait 20 s
@@ -342,13 +348,7 @@ def test_shares_left_behind_are_republished_when_the_stream_goes_quiet(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The bug: with more than 500 operators, shares moved by the last events stayed behind for good."""
-    monkeypatch.setattr("stream.publish.score_cache.SHARES_EVERY_FLUSH_UP_TO", 2)
-    w = World([], share_interval_s=10.0)
-    for op in "abc":
-        w.add("op", op, T0, ANSWER)
-    w.pub.flush()
-    w.clock.t += 1
-    w.add("op", "d", T0 + 1000, ANSWER)  # the last event: everyone's share moves
+    w = _d_joins_three(monkeypatch)  # the last event
     assert {r["operator_id"] for r in w.pub.flush().operators} == {"d"}
     published: list[tuple[float, str, str]] = []
     for _ in range(20):  # no more events
@@ -362,13 +362,7 @@ def test_shares_left_behind_are_republished_when_the_stream_goes_quiet(
 
 
 def test_a_period_that_turned_gets_its_final_shares(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("stream.publish.score_cache.SHARES_EVERY_FLUSH_UP_TO", 2)
-    w = World([], share_interval_s=10.0)
-    for op in "abc":
-        w.add("op", op, T0, ANSWER)
-    w.pub.flush()
-    w.clock.t += 1
-    w.add("op", "d", T0 + 1000, ANSWER)
+    w = _d_joins_three(monkeypatch)
     w.pub.flush()
     w.clock.t += 1
     w.add("op", "a", T0 + DAY_MS, ANSWER)  # the next day: 2026-01-15 is not live any more
