@@ -16,7 +16,7 @@ class ScoreCache:
     An older period is scored afresh when it changes (a late event), which is rare. Every operator's
     share moves when anyone's F does; with thousands of operators that would rewrite them all every
     flush. Above SHARES_EVERY_FLUSH_UP_TO operators, those whose own counts changed are published now
-    and the others (only their share moved) later, by `refresh_due` and `quiet_refreshes`.
+    and the others (only their share moved) in a later refresh (`everyone`, `quiet_refreshes`).
     """
 
     def __init__(self, share_interval_s: float) -> None:
