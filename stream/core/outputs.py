@@ -47,6 +47,9 @@ each live period (15,000 at 5,000 operators), and the full counts record and a K
 two thirds of it (docs/benchmarks.md)."""
 
 
+_ZERO = Fraction(0)
+
+
 class PeriodScores(dict[str, ScoredOperator]):
     """The score cache of one period (operator -> ScoredOperator) and the sum of its positive F.
 
@@ -60,9 +63,6 @@ class PeriodScores(dict[str, ScoredOperator]):
     def __init__(self) -> None:
         super().__init__()
         self.positive_f = _ZERO
-
-
-_ZERO = Fraction(0)
 
 
 def _positive(f: Fraction) -> Fraction:
@@ -91,7 +91,7 @@ def operator_records(
     now_ms: int,
     tz: str,
     fund: Fund | None = None,
-    cache: dict[str, ScoredOperator] | None = None,
+    cache: PeriodScores | None = None,
     *,
     changed_only: bool = False,
 ) -> dict[str, Record]:
@@ -102,40 +102,31 @@ def operator_records(
     activity (a rolling window that slid past them) gets zero counts, null KPIs, F 0 and a null share.
     `cache` (one dict per period, kept by the caller) remembers each operator's KPIs and F for its
     counts and strategy, so with thousands of operators only those whose counts changed are scored
-    again; the records are the same with or without it (a `PeriodScores` also keeps the sum of the
-    positive F, so the shares cost the changed operators, not all). With `changed_only` (and a
+    again; the records are the same with or without it (it also keeps the sum of the positive F,
+    so the shares cost the changed operators, not all). With `changed_only` (and a
     cache), only the records of operators whose own counts or strategy changed since the last call
     (or who joined or left the period) are built; their shares are still over everyone.
     """
     strat: StrategyOf = _constant(strategy_of) if isinstance(strategy_of, Strategy) else strategy_of
-    memo = cache if isinstance(cache, PeriodScores) else None
-    changed: list[str] | None = None  # operators scored anew, joined or left (PeriodScores only)
-    if memo is None:
-        before = dict(cache) if changed_only and cache is not None else None
-        scored = {op: _score(op, c, strat(op), cache) for op, c in operators.items() if c}
-        if before is not None:
-            changed = [op for op in operators if before.get(op) is not scored.get(op)]
-    else:
-        scored, changed, total = {}, [], memo.positive_f
-        for op, c in operators.items():
-            old = memo.get(op)
-            if c:
-                new = scored[op] = _score(op, c, strat(op), memo)
-                if new is not old:
-                    total += _positive(new[3]) if old is None else _positive(new[3]) - _positive(old[3])
-                    changed.append(op)
-            elif old is not None:
-                changed.append(op)  # left the period: removed from the cache below
-        memo.positive_f = total
+    scored: dict[str, ScoredOperator] = {}
+    changed: list[str] = []  # operators scored anew, joined or left (with a cache)
+    for op, c in operators.items():
+        old = cache.get(op) if cache is not None else None
+        if c:
+            new = scored[op] = _score(op, c, strat(op), cache)
+            if cache is not None and new is not old:
+                cache.positive_f += _positive(new[3]) - (_ZERO if old is None else _positive(old[3]))
+                changed.append(op)
+        elif old is not None:
+            changed.append(op)  # left the period: removed from the cache below
     if cache is not None and len(cache) > len(scored):
         for op in [op for op in cache if op not in scored]:
-            if memo is not None:
-                memo.positive_f -= _positive(cache[op][3])
+            cache.positive_f -= _positive(cache[op][3])
             del cache[op]
-    positive_sum = None if memo is None else memo.positive_f
+    positive_sum = None if cache is None else cache.positive_f
     wanted: Iterable[str] = operators
     scores = {op: sc[3] for op, sc in scored.items()}
-    if changed_only and changed is not None:
+    if changed_only and cache is not None:
         wanted = changed
         shares = fund_shares(scores, [op for op in wanted if op in scores], positive_sum)
     else:

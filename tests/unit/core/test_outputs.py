@@ -182,7 +182,7 @@ def test_the_score_cache_never_changes_a_record(updates: list[tuple[str, dict[st
     other = Strategy("other", DEFAULT.weights[::-1])
     ops: dict[str, dict[str, int]] = {}
     switched: set[str] = set()
-    cache: dict[str, Any] = {}
+    cache = PeriodScores()
     memo = PeriodScores()
     last: dict[str, Any] = {}  # each operator's (counts, strategy) as of the last build
     for op, counts, switch in updates:
