@@ -38,7 +38,7 @@ from stream.core.payouts import (
 )
 from stream.core.periods import MONTH_PREFIX, is_expired
 from stream.core.report import group_by_period
-from stream.core.scoring import Fund
+from stream.core.scoring import Fund, Strategy
 from stream.errors import ServiceError
 from stream.payouts_topic import Record, read_payouts, write_payouts
 from stream.strategies import StrategyBook
@@ -77,10 +77,16 @@ class MonthCloser:
         read: Reader = read_payouts,
         write: Writer = write_payouts,
         owns: Callable[[str], bool] = lambda period_key: True,
+        *,
+        strategy_in_force: Callable[[], Strategy],
     ) -> None:
         self.settings = settings
         self.cfg = settings.kpi
         self.book = book
+        # Rule: a close pays with the default strategy in force (switched at run time by
+        # `kpistream strategy set`), the one whose bonus Redis, the topics and the API carry; not
+        # the strategies file's default.
+        self.strategy_in_force = strategy_in_force
         self.state = state
         self.clock = clock
         self.read = read
@@ -133,7 +139,7 @@ class MonthCloser:
                 raise MonthNotClosable(
                     "team_strategies", "a month close with [teams] strategies is not supported yet"
                 )
-            strategy = self.book.get(self.book.default)
+            strategy = self.strategy_in_force()
             state = await self.state()
             figures = month_figures(month_operators(state, pk), strategy, fund)
             records = close_records(mon, figures, strategy, fund, int(self.clock() * 1000))
@@ -290,7 +296,9 @@ def install_payouts(app: Any, pipeline: Any, book: StrategyBook, cluster: Any) -
         mine = own_partitions(app.assignor.assigned_actives(), cluster.changelog_topic)
         return cluster.partition_of(agg_key(OP, "", period_key)) in mine
 
-    closer = MonthCloser(pipeline.settings, book, cluster.state, pipeline.clock, owns=owns)
+    closer = MonthCloser(
+        pipeline.settings, book, cluster.state, pipeline.clock, owns=owns, strategy_in_force=cluster.strategy
+    )
 
     class PayoutsClose(web.View):
         async def post(self, request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from stream.core.events import AGENT_STATES, CHANNELS, SENDERS, STREAM_OF_TYPE
+from stream.core.keys import CENTER_ID
 
 __all__ = [
     "AMOUNT",
@@ -47,19 +48,31 @@ class FieldSpec:
     required: bool = True
     choices: tuple[str, ...] = ()
     description: str = ""
+    reserved: tuple[str, ...] = ()  # values an id (or a list's item) must not take
 
 
 def _f(
-    name: str, kind: str = ID, required: bool = True, choices: tuple[str, ...] = (), d: str = ""
+    name: str,
+    kind: str = ID,
+    required: bool = True,
+    choices: tuple[str, ...] = (),
+    d: str = "",
+    reserved: tuple[str, ...] = (),
 ) -> FieldSpec:
-    return FieldSpec(name, kind, required, choices, d)
+    return FieldSpec(name, kind, required, choices, d, reserved)
+
+
+# Rule: no queue is named as the centre appears where a queue name is expected (the `kpi.queue-kpis`
+# key `_center|{period_key}`, the `queue` label): such a queue's records would overwrite the
+# centre's on the compacted topic.
+_QUEUE_NOTE = f"a queue name; {CENTER_ID!r} is reserved for the centre"
 
 
 # The contract's table, in its order. `?` fields are required=False.
 TYPE_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
     "call.offered": (
         _f("call_id"),
-        _f("queue"),
+        _f("queue", d=_QUEUE_NOTE, reserved=(CENTER_ID,)),
         _f("customer_id", required=False),
         _f("case_id", required=False),
     ),
@@ -75,7 +88,11 @@ TYPE_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
         _f("reason", TEXT, d="why the call left the queue unanswered (timeout, overflow, no agents, error)"),
     ),
     "call.ended": (_f("call_id"), _f("operator_id")),
-    "chat.started": (_f("chat_id"), _f("queue"), _f("customer_id", required=False)),
+    "chat.started": (
+        _f("chat_id"),
+        _f("queue", d=_QUEUE_NOTE, reserved=(CENTER_ID,)),
+        _f("customer_id", required=False),
+    ),
     "chat.assigned": (_f("chat_id"), _f("operator_id")),
     "chat.message": (
         _f("chat_id"),
@@ -84,12 +101,22 @@ TYPE_FIELDS: Final[dict[str, tuple[FieldSpec, ...]]] = {
         _f("operator_id", required=False, d='required when sender is "operator"'),
     ),
     "chat.ended": (_f("chat_id"),),
-    "email.received": (_f("email_id"), _f("queue"), _f("customer_id", required=False)),
+    "email.received": (
+        _f("email_id"),
+        _f("queue", d=_QUEUE_NOTE, reserved=(CENTER_ID,)),
+        _f("customer_id", required=False),
+    ),
     "email.replied": (_f("email_id"), _f("operator_id")),
     "agent.state": (
         _f("operator_id"),
         _f("state", ENUM, choices=AGENT_STATES),
-        _f("queues", ID_LIST, required=False, d="the queues the operator serves"),
+        _f(
+            "queues",
+            ID_LIST,
+            required=False,
+            d=f"the queues the operator serves ({CENTER_ID!r} is reserved for the centre)",
+            reserved=(CENTER_ID,),
+        ),
     ),
     "contact.disposition": (
         _f("contact_id"),

@@ -78,7 +78,10 @@ def field_schema(spec: FieldSpec) -> dict[str, Any]:
     kind = spec.kind
     s: dict[str, Any]
     if kind in (ID, TEXT):
-        return _id_schema(spec.description, nullable)
+        s = _id_schema(spec.description, nullable)
+        if spec.reserved:
+            s["not"] = {"enum": list(spec.reserved)}
+        return s
     if kind == ENUM:
         s = {"enum": [*spec.choices, None] if nullable else list(spec.choices)}
     elif kind == BOOL:
@@ -90,7 +93,10 @@ def field_schema(spec: FieldSpec) -> dict[str, Any]:
     elif kind == AMOUNT:
         s = {"type": "number", "minimum": 0, "exclusiveMaximum": MAX_AMOUNT_EXCLUSIVE}
     elif kind == ID_LIST:
-        s = {"type": ["array", "null"] if nullable else "array", "items": _id_schema("", False)}
+        item = _id_schema("", False)
+        if spec.reserved:
+            item["not"] = {"enum": list(spec.reserved)}
+        s = {"type": ["array", "null"] if nullable else "array", "items": item}
     else:  # pragma: no cover
         raise AssertionError(kind)
     if nullable and kind in (BOOL, DATE, COUNT, AMOUNT):

@@ -96,6 +96,10 @@ _PLANS: Final[dict[str, tuple[tuple[str, int, frozenset[str], bool, FieldSpec], 
     )
     for t, specs in TYPE_FIELDS.items()
 }
+# Per type, the fields with reserved values (FieldSpec.reserved): checked after the hot loop.
+_RESERVED: Final[dict[str, tuple[tuple[str, frozenset[str]], ...]]] = {
+    t: tuple((f.name, frozenset(f.reserved)) for f in specs if f.reserved) for t, specs in TYPE_FIELDS.items()
+}
 
 
 def _missing(name: str, etype: str) -> InvalidEvent:
@@ -250,6 +254,12 @@ def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, stream:
             kw[name] = tuple(v)
         else:
             kw[name] = _check_value(spec, v)
+
+    for name, reserved in _RESERVED[etype]:
+        v = kw.get(name)
+        if v is not None and (v in reserved if type(v) is str else not reserved.isdisjoint(v)):
+            value = v if type(v) is str else next(x for x in v if x in reserved)
+            raise _invalid(name, f"must not be {quote(value)}: reserved for the centre's records")
 
     # cross-field rules
     if etype == "chat.message":

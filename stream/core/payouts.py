@@ -27,7 +27,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact
 from fractions import Fraction
 from typing import Any
 
@@ -35,18 +35,34 @@ from stream.core.config import KpiConfig
 from stream.core.counts import OPERATOR_COUNT_FIELDS, Counts, full
 from stream.core.kpis import Ratio, operator_kpis
 from stream.core.periods import MONTH_PREFIX, period_bounds
-from stream.core.scoring import SCORE_KPIS, Fund, Strategy, amount_text, f_score, fund_shares, payroll_amounts
+from stream.core.scoring import (
+    MAX_FUND_DIGITS,
+    MAX_MINOR_DIGITS,
+    SCORE_KPIS,
+    Fund,
+    Strategy,
+    amount_text,
+    f_score,
+    fund_shares,
+    payroll_amounts,
+)
 from stream.core.timefmt import format_ts
 
 PAYOUT = "payout"
 CLOSE = "close"
 CORRECTION = "correction"
-CLOSE_ID = "_close"  # the operator-id slot of the close record's key (operator ids never start with _)
+CLOSE_ID = "_close"  # the operator slot of the close record's key (an operator's never starts with _)
 DECIMALS = 10  # places of the KPIs, F and shares as decimal strings (amounts: the minor unit)
 # The figures whose change makes a correction (the counts hold every input to the others).
 FIGURES: tuple[str, ...] = ("counts", "f", "fund_share", "amount")
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Sums and differences of amounts, exact: room for every digit a fund may have, and an error rather
+# than a rounding if that were ever short (the default context keeps 28 digits and rounds silently).
+_MONEY = Context(prec=2 * (MAX_FUND_DIGITS + MAX_MINOR_DIGITS), traps=[Inexact])
+# The operator slot of a key, escaped where an id could pass for another key: '%' and '|' always,
+# '_' first (the close's slot is `_close`); every other id is written as it is.
+_KEY_ESCAPES = {"%": "%25", "|": "%7C"}
 
 
 class MonthNotClosable(ValueError):
@@ -150,10 +166,40 @@ def month_figures(
     }
 
 
+def key_slot(operator_id: str) -> str:
+    """An operator id as written in a key: no two ids, nor an id and `_close`, give one slot.
+
+    Rule: `%` and `|` are percent-escaped and so is a leading `_`, so a slot never contains `|`
+    and never starts with `_`: an operator `_close` or `x|correction:1` cannot take the key of the
+    close or of x's correction (compaction would have dropped the record it replaced).
+    """
+    slot = (
+        "".join(_KEY_ESCAPES.get(c, c) for c in operator_id)
+        if "%" in operator_id or "|" in operator_id
+        else operator_id
+    )
+    return "%5F" + slot[1:] if slot.startswith("_") else slot
+
+
 def payout_key(month: str, operator_id: str, revision: int = 0) -> str:
-    """The record key: `{YYYY-MM}|{operator_id}`, with `|correction:{n}` for the n-th correction."""
-    base = f"{month_period(month)[len(MONTH_PREFIX) :]}|{operator_id}"
+    """An operator's record key: `{YYYY-MM}|{operator_id}` (the id escaped by `key_slot`), with
+    `|correction:{n}` for the n-th correction."""
+    base = f"{month_period(month)[len(MONTH_PREFIX) :]}|{key_slot(operator_id)}"
     return base if revision == 0 else f"{base}|{CORRECTION}:{revision}"
+
+
+def close_key(month: str) -> str:
+    """The close record's key, `{YYYY-MM}|_close`: no operator's key (`key_slot`)."""
+    return f"{month_period(month)[len(MONTH_PREFIX) :]}|{CLOSE_ID}"
+
+
+def money_sum(amounts: Iterable[Decimal | None]) -> Decimal:
+    """The exact sum of amounts (None counts 0), at any size a fund may have."""
+    total = Decimal(0)
+    for a in amounts:
+        if a is not None:
+            total = _MONEY.add(total, a)
+    return total
 
 
 def _common(month: str, strategy: Strategy, fund: Fund, at_ms: int) -> dict[str, Any]:
@@ -177,7 +223,7 @@ def close_records(
     out: list[tuple[str, dict[str, Any]]] = []
     for op, fig in sorted(figures.items()):
         out.append((payout_key(month, op), {"kind": PAYOUT, **common, "operator_id": op, **fig.to_json()}))
-    paid = sum((fig.amount or Decimal(0) for fig in figures.values()), Decimal(0))
+    paid = money_sum(fig.amount for fig in figures.values())
     summary = {
         "kind": CLOSE,
         **common,
@@ -185,7 +231,7 @@ def close_records(
         "contacts": sum(contacts_of(fig.counts) for fig in figures.values()),
         "paid": format(paid, "f"),
     }
-    out.append((payout_key(month, CLOSE_ID), summary))
+    out.append((close_key(month), summary))
     return out
 
 
@@ -258,7 +304,7 @@ def correction_records(
         if _figure_fields(now) == previous:
             continue
         revision += 1
-        change = Decimal(now["amount"] or "0") - Decimal(previous["amount"] or "0")
+        change = _MONEY.subtract(Decimal(now["amount"] or "0"), Decimal(previous["amount"] or "0"))
         out.append(
             (
                 payout_key(month, op, revision),

@@ -27,6 +27,7 @@ from stream.core.payouts import read_ledger
 from stream.payouts_topic import read_payouts
 from stream.simulator import SimConfig, generate, iter_jsonl
 
+REPO = Path(__file__).resolve().parents[2]
 FUND = "10000.00"
 MONTH = "2026-01"
 
@@ -51,12 +52,13 @@ def late_events() -> list[dict[str, Any]]:
     return out
 
 
-def report_month(env: dict[str, str], *files: Path) -> dict[str, Any]:
-    """`report --fund` over the files (one after another) for the month."""
+def report_month(env: dict[str, str], *files: Path, strategy: str | None = None) -> dict[str, Any]:
+    """`report --fund` over the files (one after another) for the month (with `strategy`, if given)."""
     text = "".join(f.read_text(encoding="utf-8") for f in files)
     both = files[0].with_suffix(".all.jsonl")
     both.write_text(text, encoding="utf-8")
-    r = kpistream("report", "--events", str(both), "--fund", FUND, env=env)
+    chosen = ["--strategy", strategy] if strategy else []
+    r = kpistream("report", "--events", str(both), "--fund", FUND, *chosen, env=env)
     assert r.returncode == 0, r.stderr
     month: dict[str, Any] = json.loads(r.stdout)["periods"][f"month:{MONTH}"]
     return month
@@ -187,3 +189,35 @@ def test_a_month_closes_once_equal_to_report_and_late_events_become_corrections(
     assert len(topic_records(env)) == len(ledger.records)
     status, shown = http(worker, f"/api/v1/payouts/{MONTH}")
     assert status == 200 and shown["status"] == "closed" and len(shown["records"]) == len(ledger.records)
+
+
+def test_a_close_after_a_strategy_switch_pays_what_the_wallboard_shows(
+    kafka_broker: Any, worker_env: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    """`kpistream strategy set` switched the default at run time: the close pays the amounts scored
+    with it, equal to `report --fund --strategy` and to the bonus the worker publishes (the close once
+    paid with the strategies file's default instead)."""
+    env = worker_env(
+        kafka_broker.url,
+        KPISTREAM_FUND_AMOUNT=FUND,
+        KPISTREAM_STRATEGIES=str(REPO / "deploy" / "strategies.toml"),
+    )
+    base = write(
+        tmp_path / "month.jsonl",
+        generate(
+            SimConfig(seed=9, start="2026-01-30T09:00:00+00:00", hours=1, operators=8, calls_per_hour=120)
+        ),
+    )
+    worker = start_worker(env)
+    assert kpistream("produce", "--events", str(base), "--quiet", env=env).returncode == 0
+    r = kpistream("strategy", "set", "strategy-2", env=env)
+    assert r.returncode == 0, r.stderr
+    switched = report_month(env, base, strategy="strategy-2")
+    assert switched != report_month(env, base), "the two strategies must pay differently here"
+    wait_for_month(worker, switched)  # the worker publishes strategy-2's bonus
+
+    status, body = http(worker, "/api/v1/payouts/close", {"month": MONTH})
+    assert status == 201, body
+    ledger = read_ledger(topic_records(env))[MONTH]
+    assert ledger.close is not None and ledger.close["strategy"]["name"] == "strategy-2"
+    assert_latest_equal_report(ledger, switched)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from stream.core.aggregate import AggState
 from stream.core.keys import agg_key
 from stream.core.payouts import MonthNotClosable
 from stream.core.scorecard import BusinessState
+from stream.core.scoring import DEFAULT, Strategy
 from stream.payouts_topic import Record
 from stream.strategies import StrategyBook
 
@@ -48,13 +50,23 @@ def closer(
     now: float = FEB_20,
     vouched: int = 0,
     owns: bool = True,
+    book: StrategyBook | None = None,
+    in_force: str | None = None,
 ) -> MonthCloser:
     async def state() -> ClusterState:
         return state_of(ops, vouched)
 
     settings = Settings(fund_amount=fund)
+    book = book or StrategyBook()
     return MonthCloser(
-        settings, StrategyBook(), state, lambda: now, ledger.read, ledger.write, lambda pk: owns
+        settings,
+        book,
+        state,
+        lambda: now,
+        ledger.read,
+        ledger.write,
+        lambda pk: owns,
+        strategy_in_force=lambda: book.get(in_force or book.default),
     )
 
 
@@ -82,6 +94,28 @@ def test_a_month_is_closed_once_and_asked_again_answers_with_the_first_close() -
     assert status == 200 and ledger.writes == 2
     assert [r["key"] for r in late["corrections"]] == ["2026-01|a|correction:1", "2026-01|b|correction:2"]
     assert sum(float(r["value"]["change"]) for r in late["corrections"]) == 0  # same fund, moved between them
+
+
+def test_a_close_pays_with_the_strategy_switched_in_at_run_time_not_the_files_default() -> None:
+    """`kpistream strategy set` switched the default: the bonus on the wallboard, the topics and the
+    API is scored with it, so the close must pay those amounts (it once paid the file's default's)."""
+    sl_first = Strategy(
+        "sl-first", (Fraction(1), Fraction(0), Fraction(0), Fraction(0), Fraction(0), Fraction(0))
+    )
+    book = StrategyBook(strategies={DEFAULT.name: DEFAULT, sl_first.name: sl_first})
+    ops = {
+        "a": {"presented": 4, "answered": 4, "sl_answered": 4},  # SL 1, FCR undefined
+        "b": {"presented": 4, "answered": 4, "sl_answered": 2, "fcr_contacts": 2, "fcr_resolved": 2},
+    }
+    ledger = Ledger()
+    status, body = asyncio.run(closer(ledger, ops, book=book, in_force="sl-first").close("2026-01"))
+    assert status == 201
+    values = {r["key"]: r["value"] for r in body["records"]}
+    # F = SL only: a 1, b 0.5 -> 2/3 and 1/3 of 100.00
+    assert values["2026-01|a"]["amount"] == "66.67" and values["2026-01|b"]["amount"] == "33.33"
+    assert values["2026-01|_close"]["strategy"]["name"] == "sl-first"
+    file_default = asyncio.run(closer(Ledger(), ops, book=book).close("2026-01"))[1]["records"]
+    assert file_default[0]["value"]["amount"] != "66.67"  # the file's default would pay otherwise
 
 
 def test_the_periodic_check_corrects_only_months_this_worker_owns() -> None:

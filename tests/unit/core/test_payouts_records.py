@@ -11,6 +11,8 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.parse import parse_event
 from stream.core.config import DAY_MS, KpiConfig
@@ -23,6 +25,7 @@ from stream.core.payouts import (
     check_closable,
     closable_from,
     close_grace_ms,
+    close_key,
     close_records,
     correction_records,
     decimal_text,
@@ -207,6 +210,54 @@ def test_a_late_event_makes_corrections_that_add_up_to_the_new_figures() -> None
     later = dict(late, **{"op-4": {"presented": 3, "answered": 3, "sl_answered": 3}})
     more = correction_records("2026-01", again, month_figures(later, DEFAULT, FUND), DEFAULT, FUND, AT + 3)
     assert more and all(v["revision"] > 3 for _, v in more)
+
+
+def test_operator_ids_that_look_like_other_keys_keep_their_own_records() -> None:
+    """An operator `_close` once took the close's key and `x|correction:1` x's first correction's:
+    compaction keeps one record per key, so a payout vanished from the ledger and the next check
+    paid it again as a correction."""
+    odd = {
+        "_close": {"presented": 2, "answered": 2, "sl_answered": 2},
+        "x": {"presented": 2, "answered": 1, "sl_answered": 1},
+        "x|correction:1": {"presented": 2, "answered": 2, "sl_answered": 1},
+        "x%7Ccorrection:1": {"presented": 3, "answered": 3, "sl_answered": 3},
+    }
+    figures = month_figures(odd, DEFAULT, FUND)
+    closed = close_records("2026-01", figures, DEFAULT, FUND, AT)
+    keys = [k for k, _ in closed]
+    assert len(set(keys)) == len(keys) and keys[-1] == "2026-01|_close"
+    assert "2026-01|%5Fclose" in keys and "2026-01|x%7Ccorrection:1" in keys
+    ledger = read_ledger(written(closed))["2026-01"]  # the compacted topic: last value per key
+    assert set(ledger.payouts) == set(odd) and ledger.close is not None
+    assert correction_records("2026-01", ledger, figures, DEFAULT, FUND, AT + 1) == []
+    late = {**odd, "x": {"presented": 3, "answered": 2, "sl_answered": 2}}
+    fixes = correction_records("2026-01", ledger, month_figures(late, DEFAULT, FUND), DEFAULT, FUND, AT + 1)
+    assert not {k for k, _ in fixes} & set(keys)
+    again = read_ledger(written(closed + fixes))["2026-01"]
+    assert set(again.payouts) == set(odd) and sum(Decimal(v["change"]) for _, v in fixes) == 0
+
+
+@given(st.lists(st.text(alphabet="x_|%:7Cc0", min_size=1, max_size=8), min_size=2, max_size=6, unique=True))
+def test_no_two_operator_ids_share_a_payout_key(ids: list[str]) -> None:
+    keys = [payout_key("2026-01", op, rev) for op in ids for rev in (0, 1, 2)]
+    assert len(set(keys)) == len(keys) and close_key("2026-01") not in keys
+
+
+def test_a_close_of_the_largest_fund_pays_and_reports_every_cent() -> None:
+    """The default decimal context keeps 28 digits: a 30-digit fund's `paid` and `change` were rounded."""
+    fund = Fund.parse("123456789012345678901234567.89")
+    figures = month_figures(ops(), DEFAULT, fund)
+    closed = close_records("2026-01", figures, DEFAULT, fund, AT)
+    assert closed[-1][1]["paid"] == "123456789012345678901234567.89"
+    late = {**ops(), "op-4": {"presented": 2, "answered": 2, "sl_answered": 2}}
+    ledger = read_ledger(written(closed))["2026-01"]
+    fixes = correction_records("2026-01", ledger, month_figures(late, DEFAULT, fund), DEFAULT, fund, AT + 1)
+    # Compared as fractions: Decimal arithmetic in the default context would round these too.
+    paid = {v["operator_id"]: Fraction(v["amount"]) for _, v in closed if v["kind"] == PAYOUT}
+    assert fixes
+    for _, v in fixes:
+        assert Fraction(v["change"]) == Fraction(v["amount"]) - paid.get(v["operator_id"], Fraction(0))
+    assert sum(Fraction(v["change"]) for _, v in fixes) == 0
 
 
 def test_the_csv_lists_payouts_and_corrections_for_payroll() -> None:

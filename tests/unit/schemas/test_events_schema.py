@@ -138,6 +138,18 @@ def test_agent_queues() -> None:
     rejects(example("agent.state", queues=[""]), "invalid_field", "queues[0]")
 
 
+@pytest.mark.parametrize("etype", ["call.offered", "chat.started", "email.received"])
+def test_a_queue_named_as_the_centre_is_invalid(etype: str) -> None:
+    """`_center` is how the centre appears where a queue name is expected (kpi.queue-kpis key
+    `_center|{period_key}`): a queue of that name would overwrite the centre's records."""
+    exc = rejects(example(etype, queue="_center"), "invalid_field", "queue")
+    assert "reserved" in exc.detail
+    for fine in ("center", "_centre", "x_center", "_Center"):
+        assert parse_event(enc(example(etype, queue=fine))).queue == fine
+    rejects(example("agent.state", queues=["sales", "_center"]), "invalid_field", "queues")
+    assert parse_event(enc(example("agent.state", queues=["center"]))).queues == ("center",)
+
+
 @pytest.mark.parametrize("channel", ["call", "chat", "email"])
 def test_disposition_channels(channel: str) -> None:
     assert parse_event(enc(example("contact.disposition", channel=channel))).channel == channel
