@@ -81,9 +81,17 @@ def read_kpis(text: Iterable[str]) -> dict[str, dict[str, Ratio]]:
         for name in SCORE_KPIS:
             cell = row[name]
             try:
-                kpis[name] = to_fraction(cell) if cell else None
+                value = to_fraction(cell) if cell else None
             except ValueError as exc:
                 raise ScoreInputError(f"line {line}, column {name}: {exc}") from exc
+            # Rule: a KPI is a share, 0 to 1 (0 % to 100 %); "90" is 90 times the whole, not
+            # 90 %: most likely a percentage without its sign, refused rather than scored.
+            if value is not None and not 0 <= value <= 1:
+                raise ScoreInputError(
+                    f"line {line}, column {name}: {cell!r} is not a share from 0 to 1; write a "
+                    f"percentage with its sign ({cell}%) or a fraction (0.9)"
+                )
+            kpis[name] = value
         out[op] = kpis
     return out
 

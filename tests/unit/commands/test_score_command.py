@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,17 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad.write_text("operator,sl,lcr,fcr,car,fac,rt\na,ninety,,,,,\n")
     assert main(["score", "--kpis", str(bad)]) == 2
     assert "line 2, column sl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell", ["90", "1.5", "-0.1", "101%", "-3%"])
+def test_a_kpi_outside_0_to_1_is_refused_not_scored(cell: str) -> None:
+    """`90` once scored as SL 9,000 % (F 270): most likely 90 % without its sign."""
+    with pytest.raises(ScoreInputError, match=r"line 2, column sl: .* not a share from 0 to 1"):
+        read_kpis(io.StringIO(f"operator,sl,lcr,fcr,car,fac,rt\na,{cell},,,,,\n"))
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"), [("0", 0), ("1", 1), ("100%", 1), ("0.9", Fraction(9, 10)), ("90%", Fraction(9, 10))]
+)
+def test_kpis_from_0_to_1_are_read(cell: str, value: Fraction | int) -> None:
+    assert read_kpis(io.StringIO(f"operator,sl,lcr,fcr,car,fac,rt\na,{cell},,,,,\n"))["a"]["sl"] == value
