@@ -60,6 +60,28 @@ def simulated_events(n: int, seed: int = 11) -> list[dict[str, Any]]:
         hours *= 1.5
 
 
+# The ids of the things events are about (not who or where): renamed, they are other calls, chats,
+# e-mails, messages and cases of the same operators and queues.
+_RENAMED_IDS = (
+    "event_id",
+    "call_id",
+    "chat_id",
+    "email_id",
+    "message_id",
+    "contact_id",
+    "case_id",
+    "customer_id",
+)
+
+
+def renamed(events: Iterable[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
+    """The same workload about other contacts: every contact id and event id gets `suffix`."""
+    return [
+        {k: f"{v}{suffix}" if k in _RENAMED_IDS and isinstance(v, str) else v for k, v in e.items()}
+        for e in events
+    ]
+
+
 def to_message(event: dict[str, Any] | bytes) -> Message:
     """The message `kpistream produce` would send for this event (same topic, same key)."""
     raw = event if isinstance(event, bytes) else json.dumps(event, separators=(",", ":")).encode()

@@ -39,6 +39,7 @@ class KeyIndex:
         self.periods: set[str] = set()
         self.cards: set[str] = set()  # periods whose scorecard was built (business-only ones too)
         self.retracted: set[str] = set()  # periods out of retention: never indexed again
+        self.version = 0  # counts the keys added and forgotten: tells whether a rebuild changed anything
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str) or key == BUSINESS_KEY:
@@ -63,6 +64,7 @@ class KeyIndex:
         scope, sid, pk = AggKey.decode(key)
         if pk in self.retracted or key in self._keys_of(pk):
             return
+        self.version += 1
         if scope == OP:
             self.ops_by_period[pk][sys.intern(sid)] = None
         if pk == ROLLING:
@@ -78,6 +80,7 @@ class KeyIndex:
         scope, sid, pk = AggKey.decode(key)
         if key not in self._keys_of(pk):
             return
+        self.version += 1
         if scope == OP:
             self.ops_by_period[pk].pop(sid, None)
             if not self.ops_by_period[pk]:
@@ -89,6 +92,7 @@ class KeyIndex:
 
     def clear(self) -> None:
         """Forget every key (a rebalance); the scorecards built and the retracted periods stay."""
+        self.version += 1
         self.ops_by_period = defaultdict(dict)
         self.by_period = defaultdict(dict)
         self.rolling = set()

@@ -182,11 +182,16 @@ class Publisher:
         """Rebuild the index from all keys (a scan); return the keys it did not know.
 
         Keys normally reach the index through `mark`; this catches state that came without deltas
-        (recovered from a changelog, or rebalanced in) and drops keys that expired. The counts kept
-        of the live periods go too: the next build reads every operator again.
+        (recovered from a changelog, or rebalanced in) and drops keys that expired. If it found
+        any, the counts kept of the live periods go too (the next build reads every operator
+        again): state that came without deltas may have changed known keys as well. A rebuild that
+        found nothing keeps them: every change of this worker's state came with its delta.
         """
-        self.scores.forget_counts()
-        return self.index.rebuild(self.reader.keys())
+        before = self.index.version
+        new = self.index.rebuild(self.reader.keys())
+        if self.index.version != before:
+            self.scores.forget_counts()
+        return new
 
     def build(self, now_ms: int | None = None, *, full: bool = False) -> Batch:
         """One batch: the records of dirty keys whose content changed (all records when `full`)."""

@@ -8,10 +8,18 @@ import pytest
 
 from stream.bench import stats
 from stream.bench.config import BenchConfig
+from stream.bench.expected import expected_redis
 from stream.bench.profile import summarise
 from stream.bench.quix_app import call_counts
 from stream.bench.worker import sum_metric
-from stream.bench.workload import PROBE_QUEUE, memory_events, probe_pair, simulated_events, to_message
+from stream.bench.workload import (
+    PROBE_QUEUE,
+    memory_events,
+    probe_pair,
+    renamed,
+    simulated_events,
+    to_message,
+)
 from stream.cli import build_parser
 
 
@@ -147,3 +155,16 @@ def test_cli_parses_bench_flags() -> None:
     args = build_parser().parse_args(["bench", "--json", "--quick", "--events", "1000"])
     assert args.json and args.quick and args.events == 1000
     assert BenchConfig.quick_config().events < BenchConfig().events
+
+
+def test_a_renamed_workload_is_the_same_work_about_other_contacts() -> None:
+    """The loaded worker's second window: new calls, chats, e-mails and cases of the same operators."""
+    events = simulated_events(600)
+    again = renamed(events, "-2")
+    assert [e["type"] for e in again] == [e["type"] for e in events]
+    assert {e.get("operator_id") for e in again} == {e.get("operator_id") for e in events}
+    assert not {e["event_id"] for e in again} & {e["event_id"] for e in events}
+    once, twice = expected_redis(events), expected_redis(events + again)
+    assert once.keys() == twice.keys()
+    center = next(k for k in once if k.startswith("kpi:center:day:"))
+    assert twice[center]["offered"] == 2 * once[center]["offered"] > 0

@@ -283,9 +283,10 @@ def test_expired_keys_leave_the_index() -> None:
     assert "op|b|day:2026-01-14" not in w.pub.index.known
 
 
-def test_a_live_period_reads_only_its_changed_operators_and_all_at_the_index_refresh() -> None:
+def test_a_live_period_reads_only_its_changed_operators_and_all_when_state_came_without_deltas() -> None:
     """The counts of a live period's other operators are those of the last build (nothing else
-    changes them); the periodic index refresh reads them all again."""
+    changes them); a periodic index refresh that finds state which came without deltas reads them
+    all again, one that finds nothing does not (it read 5,060 operators every 30 s for nothing)."""
     w = World([])
     for op in "abc":
         w.add("op", op, T0, ANSWER)
@@ -308,12 +309,21 @@ def test_a_live_period_reads_only_its_changed_operators_and_all_at_the_index_ref
     assert {r["operator_id"] for r in batch.operators} == {"a"}
     assert {r["counts"]["presented"] for r in batch.operators} == {2}
     reads.clear()
-    w.clock.t += 60  # past the index refresh (sweep_every_s)
+    w.clock.t += 60  # past the index refresh (sweep_every_s), which finds nothing new
     w.add("op", "b", T0, ANSWER)
     w.pub.flush()
     assert {k for k in reads if k.startswith("op|") and k.endswith("day:2026-01-15")} == {
-        f"op|{op}|day:2026-01-15" for op in "abc"
+        "op|b|day:2026-01-15"
     }
+    reads.clear()
+    w.clock.t += 60  # the next refresh finds an aggregate that came without a delta (recovered)
+    w.aggs["op|d|day:2026-01-15"] = AggState(counts=dict(ANSWER))
+    w.add("op", "b", T0, ANSWER)
+    batch = w.pub.flush()
+    assert {k for k in reads if k.startswith("op|") and k.endswith("day:2026-01-15")} == {
+        f"op|{op}|day:2026-01-15" for op in "abcd"
+    }
+    assert ("d", "day:2026-01-15") in keys_of(batch)
 
 
 def _d_joins_three(monkeypatch: pytest.MonkeyPatch) -> World:
