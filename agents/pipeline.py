@@ -35,7 +35,7 @@ from stream.core import jsonbytes
 from stream.core.aggregate import AggregateStore, AggState, HeldPeriods
 from stream.core.alerts import ALERT_KPIS, FIRING, AlertState, evaluate, rule_for
 from stream.core.contributions import CENTER, KIND_OF_STREAM, QUEUE
-from stream.core.deltas import DeltaBatch, encode_business
+from stream.core.deltas import DeltaBatch, encode_business, encode_tick
 from stream.core.deltas import decode as decode_deltas
 from stream.core.entity import EntityState, is_expired_entity, needs_orphan_report
 from stream.core.events import Event
@@ -52,6 +52,7 @@ from stream.topics import ALERTS, DEAD_LETTERS, DELTAS, ENTITY_KINDS, INPUT_TOPI
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 10.0
+TICK_EVERY_S = 1.0  # at most this often, stage 1 tells every stage-2 partition that event time moved
 # Rule: a sweep visits a share of a partition's entity keys, the next share at the next sweep, so
 # every key is visited once per SWEEP_SHARES sweeps (a minute); a partition of up to SWEEP_ALL_UP_TO
 # keys is visited whole. Dropping state a minute of wall time later than its event-time grace
@@ -61,6 +62,14 @@ SWEEP_SHARES = 6
 SWEEP_ALL_UP_TO = 2_000
 
 Clock = Callable[[], float]
+
+
+def _is_rolling_alert_key(key: str) -> bool:
+    """A rolling queue or centre aggregate: the keys alerts are evaluated on."""
+    if key == BUSINESS_KEY or not key.endswith(ROLLING):
+        return False
+    agg = AggKey.decode(key)
+    return agg.period == ROLLING and agg.scope in (QUEUE, CENTER)
 
 
 class SweepRound:
@@ -163,6 +172,11 @@ class Pipeline:
         self._agg_periods: dict[int, HeldPeriods] = {}
         self._last_sweep: dict[tuple[str, int], float] = {}
         self._sweep_rounds: dict[tuple[str, int], SweepRound] = {}
+        self._tick_watermark, self._tick_at = 0, float("-inf")
+        # Per stage-2 partition: its rolling queue and centre keys (their alerts), and the event
+        # time its alerts were last evaluated at.
+        self._rolling_alert_keys: dict[int, dict[str, None]] = {}
+        self._alerts_at: dict[int, int] = {}
         # Event time per input partition: an entity's events all come through its partition, so its
         # state expires by that partition's time, not by another partition that is days ahead
         # (a backlog, a replay). A vouched watermark each, like the worker's.
@@ -203,6 +217,8 @@ class Pipeline:
                 self._keys.pop((slot, tp.partition), None)
                 if slot == "agg":
                     self._agg_periods.pop(tp.partition, None)
+                    self._rolling_alert_keys.pop(tp.partition, None)
+                    self._alerts_at.pop(tp.partition, None)
                 self._last_sweep.pop((slot, tp.partition), None)
                 self._sweep_rounds.pop((slot, tp.partition), None)
 
@@ -285,6 +301,18 @@ class Pipeline:
         for source, offset, event_dict in business:
             key, value = encode_business(source, offset, wm, newest, event_dict)
             await self.deltas_topic.send(key=key, value=value)
+        await self._tick(wm, newest)
+
+    async def _tick(self, wm: int, newest: int) -> None:
+        """A watermark tick to every `kpi.deltas` partition when the vouched event time moved (at
+        most every TICK_EVERY_S): each then re-evaluates the alerts of the rolling hours it holds."""
+        now = self.clock()
+        if wm == self._tick_watermark or now - self._tick_at < TICK_EVERY_S:
+            return
+        self._tick_watermark, self._tick_at = wm, now
+        key, value = encode_tick(wm, newest)
+        for partition in range(self.settings.partitions):
+            await self.deltas_topic.send(key=key, value=value, partition=partition)
 
     async def send_dead_letter(
         self,
@@ -396,7 +424,7 @@ class Pipeline:
                 part_changed.extend(self._apply_deltas(ev, store, biz_cache))
             self._held_periods(partition).add(part_changed)
             self._sweep_aggregates(partition, store, aggs)
-            await self.evaluate_alerts(part_changed, store, alerts)
+            await self.evaluate_alerts(self._alert_keys(partition, part_changed), store, alerts)
             aggs.flush()
             biz_cache.flush()
             alerts.flush()
@@ -428,6 +456,25 @@ class Pipeline:
             changed.extend(applied)
         return changed
 
+    def _alert_keys(self, partition: int, changed: list[str]) -> list[str]:
+        """The keys whose alerts this batch evaluates: those it changed, and every rolling queue and
+        centre key of the partition when event time moved since its last evaluation (the rolling
+        hour slid: a queue without traffic may be back under its threshold, or over it)."""
+        held = self._rolling_alert_keys.get(partition)
+        if held is None:
+            listed = faust_compat.partition_keys(self.agg_table, partition)
+            held = self._rolling_alert_keys[partition] = dict.fromkeys(
+                k for k in (self.agg_table.keys() if listed is None else listed) if _is_rolling_alert_key(k)
+            )
+        for k in changed:
+            if k not in held and _is_rolling_alert_key(k):
+                held[k] = None
+        wm = self.event_time.value
+        if self._alerts_at.get(partition) == wm:
+            return changed
+        self._alerts_at[partition] = wm
+        return [*changed, *held]
+
     async def evaluate_alerts(
         self, changed: list[str], store: AggregateStore, alerts: MutableMapping[str, AlertState]
     ) -> None:
@@ -438,7 +485,10 @@ class Pipeline:
             agg = AggKey.decode(key)
             if agg.period != ROLLING or agg.scope not in (QUEUE, CENTER):
                 continue
-            counts = store.slid(key, store.table[key]).counts
+            state_now = store.table.get(key)
+            if state_now is None:
+                continue
+            counts = store.slid(key, state_now).counts
             queue = agg.sid if agg.scope == QUEUE else CENTER_ID
             for kpi in ALERT_KPIS:
                 akey = alert_key(kpi, agg.scope, queue)
@@ -455,6 +505,15 @@ class Pipeline:
                         cb(record)
                 elif new != state:
                     alerts[akey] = new
+
+    def alert_scopes(self) -> frozenset[tuple[str, str]]:
+        """The (scope, queue) of the alerts this worker's partitions hold state for (see
+        `Batch.alert_scopes`): a complete Redis write replaces only their part of the active alerts."""
+        out = set()
+        for key in list(self.alert_table.keys()):
+            _, scope, queue = key.split("|", 2)
+            out.add((scope, queue))
+        return frozenset(out)
 
     def active_alerts(self) -> list[dict[str, Any]]:
         """The firing alerts of this worker's partitions (their firing messages)."""

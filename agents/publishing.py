@@ -72,6 +72,7 @@ def install_publisher(pipeline: Pipeline, book: StrategyBook, sinks: list[Sink] 
     pipeline.on_change.append(publisher.mark)
     pipeline.on_alert.append(publisher.alert)
     publisher.active_alerts = pipeline.active_alerts
+    publisher.alert_scopes = pipeline.alert_scopes
     app = pipeline.app
 
     async def kpistream_publisher() -> None:

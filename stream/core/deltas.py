@@ -24,7 +24,14 @@ from typing import Any
 from stream.core import jsonbytes
 from stream.core.contributions import OP
 from stream.core.entity import Delta
-from stream.core.keys import BUSINESS_ROUTE, entity_agg, operator_route, route_period, split_entity_agg
+from stream.core.keys import (
+    BUSINESS_ROUTE,
+    TICK_ROUTE,
+    entity_agg,
+    operator_route,
+    route_period,
+    split_entity_agg,
+)
 from stream.core.periods import ROLLING, period_keys
 
 Item = list[Any]  # [offset, index, ts, counts] or [offset, index, ts, counts, operator]
@@ -66,6 +73,17 @@ def encode_business(
     return BUSINESS_ROUTE.encode(), jsonbytes.dumps(value)
 
 
+def encode_tick(watermark: int, newest: int) -> tuple[bytes, bytes]:
+    """(key, value) of a watermark tick: event time only, sent to every partition of `kpi.deltas`.
+
+    Stage 2 evaluates the alerts of the rolling hours a partition holds when event time moved, and
+    may write alert state only while one of that partition's messages is current (a Faust table's
+    changelog goes to the current message's partition): a partition whose queues had no traffic
+    would otherwise never see its rolling hour slide.
+    """
+    return TICK_ROUTE.encode(), jsonbytes.dumps({"wm": watermark, "nw": newest, "t": 1})
+
+
 @dataclass(frozen=True, slots=True)
 class DeltaMessage:
     """A decoded `kpi.deltas` message; `period` is set for an operator route (one period only)."""
@@ -87,6 +105,8 @@ def decode(key: bytes | str, value: bytes) -> DeltaMessage:
     nw = int(body.get("nw", wm))
     if "b" in body:
         return DeltaMessage(wm, nw, business=body["b"], source=str(body["s"]), offset=int(body["o"]))
+    if "t" in body:
+        return DeltaMessage(wm, nw)  # a tick: event time, no change
     period = route_period(route)
     if period is not None:
         return DeltaMessage(wm, nw, tuple(_operator_deltas(body["i"])), period=period)

@@ -18,6 +18,8 @@ OPERATOR_ROUTE_PREFIX = "op@"
 # worker that holds the centre's counts holds the business facts too and one worker builds each
 # scorecard from both.
 BUSINESS_ROUTE = "center|"
+# The key of a watermark tick on `kpi.deltas` (stream/core/deltas.py): no aggregate's route.
+TICK_ROUTE = "tick@"
 
 
 class AggKey(NamedTuple):

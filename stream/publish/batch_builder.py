@@ -85,7 +85,11 @@ class BatchBuilder:
             current_month=month,
             retention_watermark=scope.retention_watermark,
         )
-        targets = self._targets(scope.dirty, scope.retention_watermark)
+        # Rule: while event time is unknown (a restarted worker before its first events vouch for
+        # it) a rolling hour or live row cannot be slid to it: built from everything held, it would
+        # show calls of hours ago. They are built once event time is known (the watermark moves).
+        dirty = scope.dirty if wm > 0 else [k for k in scope.dirty if not has_period(k, ROLLING)]
+        targets = self._targets(dirty, scope.retention_watermark)
         self._operators(batch, scope, targets, {day, month, ROLLING})
         self._queues(batch, scope, targets.queue_keys)
         self._live(batch, scope)
@@ -174,6 +178,8 @@ class BatchBuilder:
             self._emit(batch.queues, key, rec, scope.full, pk)
 
     def _live(self, batch: Batch, scope: BuildScope) -> None:
+        if scope.watermark <= 0:
+            return  # see build: not before event time is known
         live_queues = {AggKey.decode(k)[1] for k in self.index.now}
         if not scope.live_all:
             live_queues &= {AggKey.decode(k)[1] for k in scope.dirty if has_period(k, NOW)}

@@ -99,6 +99,8 @@ class Publisher:
         self._alerts: list[Record] = []
         self._retractions: list[Retraction] = []  # periods out of retention, for the next batch
         self.active_alerts: Callable[[], list[Record]] = list
+        # The (scope, queue) of the alerts this worker evaluates; None: all (see Batch.alert_scopes).
+        self.alert_scopes: Callable[[], frozenset[tuple[str, str]]] | None = None
         self.runners = [
             SinkRunner(
                 s,
@@ -220,13 +222,17 @@ class Publisher:
         )
         batch = self.builder.build(scope)
         if full:
-            batch.active_alerts = self.active_alerts()
+            self._set_active_alerts(batch)
             # A resync of one sink: the others get the retractions with the next flush.
             batch.retractions = list(self._retractions)
         else:
             batch.alerts, self._alerts = self._alerts, []
             batch.retractions, self._retractions = self._retractions, []
         return batch
+
+    def _set_active_alerts(self, batch: Batch) -> None:
+        batch.active_alerts = self.active_alerts()
+        batch.alert_scopes = None if self.alert_scopes is None else self.alert_scopes()
 
     def _retract(self, retention_wm: int) -> None:
         """Periods that left retention since the last build: held for the next batch, forgotten here."""
@@ -266,7 +272,7 @@ class Publisher:
         batch = self.build(now_ms)
         if resync:  # complete (the change filter was cleared): sinks may drop what is not in it
             batch.full = True
-            batch.active_alerts = self.active_alerts()
+            self._set_active_alerts(batch)
         if len(batch) or resync:
             for r in self.runners:
                 r.offer(batch)

@@ -41,6 +41,9 @@ class Batch:
     live: list[Record] = field(default_factory=list)  # kpi:live:queue:{queue} records
     alerts: list[Record] = field(default_factory=list)  # alert transitions, in order
     active_alerts: list[Record] | None = None  # with `full`: every firing alert (the rest are not)
+    # With `active_alerts`: the (scope, queue) whose alerts this worker answers for (its partitions');
+    # None = all of them (one worker). Another worker's firing alerts are none of its business.
+    alert_scopes: frozenset[tuple[str, str]] | None = None
     retractions: list[Retraction] = field(default_factory=list)  # periods that left retention
     full: bool = False
     complete: bool = False  # holds every record this worker owns (a full batch, or the first one)

@@ -152,6 +152,7 @@ class RedisSink:
         self.marker = keyspace.key(WriterKey(run_id or uuid.uuid4().hex))
         self.witness = WriteWitness()
         self._swept = False  # a write looked for stale periods since event time was known
+        self._alerts_gone: list[str] | None = None  # of the write under way: see `_stale_alerts`
         self._client: Any = None
 
     def _redis(self) -> Any:
@@ -170,6 +171,8 @@ class RedisSink:
         try:
             client = self._redis()
             stale = await self._stale_keys(client, batch) if sweep else {}
+            if batch.active_alerts is not None:
+                self._alerts_gone = await self._stale_alerts(client, batch)
             units = _units(batch)
             for start in range(0, max(len(units), 1), RECORDS_PER_PIPELINE):  # at least one pipeline
                 async with client.pipeline(transaction=False) as pipe:
@@ -275,11 +278,37 @@ class RedisSink:
         pipe.publish(self.ks.updates_channel, _message(key, "live", rec))
 
     def _active_alerts(self, pipe: Any, records: list[Record]) -> None:
-        """Every firing alert, replacing the hash (one unit: the delete and its writes together)."""
+        """Every firing alert, replacing the hash (one unit: the delete and its writes together);
+        with `alert_scopes`, replacing only the fields of those scopes (`_stale_alerts`)."""
         active = self.ks.active_alerts
-        pipe.delete(active)
+        if self._alerts_gone is None:
+            pipe.delete(active)
+        elif self._alerts_gone:
+            pipe.hdel(active, *self._alerts_gone)
         for rec in records:
             pipe.hset(active, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
+
+    async def _stale_alerts(self, client: Any, batch: Batch) -> list[str] | None:
+        """The fields of the active-alerts hash a complete write removes: None = the whole hash.
+
+        Rule: with several workers each answers for its partitions' alerts (Batch.alert_scopes);
+        a worker replacing the whole hash wiped the others' firing alerts until they fired again.
+        """
+        if batch.alert_scopes is None:
+            return None
+        firing = {r["alert_id"] for r in batch.active_alerts or ()}
+        gone = []
+        for field, raw in (await client.hgetall(self.ks.active_alerts)).items():
+            name = field.decode() if isinstance(field, bytes) else str(field)
+            try:
+                rec = json.loads(raw)
+                scope = (str(rec["scope"]), str(rec["queue"]))
+            except (ValueError, KeyError, TypeError):
+                gone.append(name)  # not a record this product wrote
+                continue
+            if scope in batch.alert_scopes and name not in firing:
+                gone.append(name)
+        return gone
 
     def _alert(self, pipe: Any, rec: Record) -> None:
         active = self.ks.active_alerts

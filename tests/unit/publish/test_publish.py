@@ -382,3 +382,36 @@ def test_a_period_that_turned_gets_its_final_shares(monkeypatch: pytest.MonkeyPa
         if r["period_key"] == "day:2026-01-15"
     }
     assert old_day == {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}
+
+
+def test_a_complete_batch_says_whose_alerts_it_answers_for() -> None:
+    """Batch.alert_scopes: the Redis sink replaces only those alerts' fields of kpi:alerts:active."""
+    w = World([])
+    w.add("queue", "q", T0, ANSWER)
+    assert w.pub.build(full=True).alert_scopes is None  # one worker: all of them
+    w.pub.alert_scopes = lambda: frozenset({("queue", "q")})
+    full = w.pub.build(full=True)
+    assert full.alert_scopes == frozenset({("queue", "q")}) and full.active_alerts == []
+    assert w.pub.build().alert_scopes is None and w.pub.build().active_alerts is None
+
+
+def test_a_restarted_publisher_builds_no_rolling_hour_before_event_time_is_known() -> None:
+    """The watermark is not persisted: a restarted worker knows event time again from its first
+    events. Before, its rolling hours were built from everything held (calls of hours ago) and its
+    first writes put them back on the wallboard; now they wait for event time."""
+    w = World([])
+    w.add("op", "a", T0, ANSWER)
+    w.add("queue", "sales", T0, ANSWER)
+    w.add("center", "", T0, ANSWER)
+    w.pub.flush()
+    known = [0]
+    reader = MappingReader(w.aggs, w.cfg, lambda: known[0])
+    restarted = Publisher(reader, [], w.cfg, metrics=Metrics.create(), clock=w.clock)
+    first = restarted.build(full=True)
+    assert {pk for _, pk in keys_of(first)} == {"day:2026-01-15", "month:2026-01"}
+    assert first.live == []
+    known[0] = T0 + 2 * 3_600_000  # two hours on: the calls left the rolling hour
+    later = restarted.flush()
+    rolling = {r["operator_id"]: r for r in later.operators if r["period_key"] == "rolling"}
+    assert rolling and rolling["a"]["counts"].get("presented", 0) == 0
+    assert any(r["period_key"] == "rolling" and r["counts"].get("offered", 0) == 0 for r in later.queues)
