@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,6 @@ log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 10.0
 TICK_EVERY_S = 1.0  # at most this often, stage 1 tells every stage-2 partition that event time moved
-# Rule: a sweep visits a share of a partition's entity keys, the next share at the next sweep, so
-# every key is visited once per SWEEP_SHARES sweeps (a minute); a partition of up to SWEEP_ALL_UP_TO
-# keys is visited whole. Dropping state a minute of wall time later than its event-time grace
-# changes no figure (a state kept longer is what `report` keeps anyway); visiting all 50,000 cases
-# of a big centre every 10 s cost the loaded bench worker 3 % of its time (docs/benchmarks.md).
-SWEEP_SHARES = 6
-SWEEP_ALL_UP_TO = 2_000
 
 Clock = Callable[[], float]
 
@@ -70,32 +63,6 @@ def _is_rolling_alert_key(key: str) -> bool:
         return False
     agg = AggKey.decode(key)
     return agg.period == ROLLING and agg.scope in (QUEUE, CENTER)
-
-
-class SweepRound:
-    """Which entity keys of a partition each sweep visits: a round over a snapshot, share by share.
-
-    A round is a snapshot of the partition's keys taken when the last round ended, visited in
-    SWEEP_SHARES shares (whole when small); keys written since wait for the next round, keys gone
-    since are simply not found by the sweep.
-    """
-
-    __slots__ = ("pending", "size")
-
-    def __init__(self) -> None:
-        self.pending: list[str] = []  # the round's keys not visited yet, the next at the end
-        self.size = 0
-
-    def next_share(self, keys: Iterable[str]) -> list[str]:
-        if not self.pending:
-            self.pending = list(keys)
-            self.pending.reverse()
-            n = len(self.pending)
-            self.size = n if n <= SWEEP_ALL_UP_TO else -(-n // SWEEP_SHARES)
-        visit = self.pending[-self.size :] if self.size else []
-        del self.pending[-self.size :]
-        visit.reverse()
-        return visit
 
 
 def _now_ms(clock: Clock) -> int:
@@ -171,7 +138,6 @@ class Pipeline:
         self._keys: dict[tuple[str, int], dict[str, None]] = {}
         self._agg_periods: dict[int, HeldPeriods] = {}
         self._last_sweep: dict[tuple[str, int], float] = {}
-        self._sweep_rounds: dict[tuple[str, int], SweepRound] = {}
         self._tick_watermark, self._tick_at = 0, float("-inf")
         # Per stage-2 partition: its rolling queue and centre keys (their alerts), and the event
         # time its alerts were last evaluated at.
@@ -220,7 +186,6 @@ class Pipeline:
                     self._rolling_alert_keys.pop(tp.partition, None)
                     self._alerts_at.pop(tp.partition, None)
                 self._last_sweep.pop((slot, tp.partition), None)
-                self._sweep_rounds.pop((slot, tp.partition), None)
 
     # ---------------------------------------------------------------- stage 1
     def _make_ingest(self, stream_name: str) -> Callable[[Any], AsyncIterator[None]]:
@@ -358,7 +323,7 @@ class Pipeline:
         keys = self._entity_keys(kind, partition)
         vouched = self._partition_time[(stream_name, partition)].value
         expired: list[tuple[str, str, tuple[Event, ...]]] = []
-        for key in self._sweep_rounds.setdefault(slot, SweepRound()).next_share(keys):
+        for key in list(keys):
             st: EntityState | None = cache.get(key)
             if st is None:
                 keys.pop(key, None)

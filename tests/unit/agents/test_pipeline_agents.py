@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agents import faust_compat
-from agents.pipeline import SWEEP_ALL_UP_TO, SWEEP_SHARES, Pipeline, SweepRound
+from agents.pipeline import Pipeline
 from stream.config import load_settings
 from stream.core.aggregate import AggState
 from stream.core.entity import EntityState
@@ -293,55 +293,3 @@ async def test_state_recovered_at_start_is_swept_like_state_written_here(harness
     assert "op|o|day:2026-01-15" not in keys
     assert "op|o|month:2026-01" in keys  # months are retained longer
     assert "cold" not in pipeline.entity_tables["call"]
-
-
-def test_a_sweep_visits_a_share_and_every_key_once_per_round() -> None:
-    small = [f"k{i}" for i in range(SWEEP_ALL_UP_TO)]
-    assert SweepRound().next_share(small) == small
-    keys = {f"k{i}": None for i in range(SWEEP_ALL_UP_TO * 3 + 5)}
-    snapshot = list(keys)
-    rounds = SweepRound()
-    seen: list[str] = []
-    for n in range(SWEEP_SHARES):
-        visit = rounds.next_share(keys)
-        assert 0 < len(visit) < len(snapshot) // 2
-        seen += visit
-        if n == 0:
-            del keys[snapshot[-1]]  # gone during the round: the sweep does not find it
-            keys["new"] = None  # written during the round: the next round visits it
-    assert seen == snapshot  # the round is the snapshot, in order, each key once
-    next_round = [k for _ in range(SWEEP_SHARES) for k in rounds.next_share(keys)]
-    assert next_round == list(keys)
-
-
-async def test_a_big_partitions_expired_state_is_swept_within_a_round(harness: Harness) -> None:
-    """Each sweep visits a share of the partition's keys: all expired state goes within SWEEP_SHARES."""
-    pipeline = harness.pipeline
-    n = SWEEP_ALL_UP_TO * 2
-    table = pipeline.entity_tables["call"]
-    for i in range(n):  # recovered state of calls three months old
-        old = Event.from_dict(
-            {
-                "event_id": f"o{i}",
-                "type": "call.offered",
-                "ts": 1768467600000,
-                "call_id": f"old{i}",
-                "queue": "q",
-            }
-        )
-        table.data[f"old{i}"] = EntityState("call", [old], [("t:0", i)])
-        faust_compat.key_partitions(table)[f"old{i}"] = 0
-
-    def call(i: int) -> tuple[bytes, bytes]:  # a sweep runs after a batch of its partition's events
-        return (
-            f"c{i}".encode(),
-            ev(f"e{i}", "call.offered", f"2026-04-20T09:00:{i:02d}Z", call_id=f"c{i}", queue="q"),
-        )
-
-    await harness.feed("telephony", [call(0), call(1)])  # two events vouch for April: one share goes
-    left = sum(1 for i in range(n) if f"old{i}" in table)
-    assert 0 < left < n
-    for i in range(2, SWEEP_SHARES + 1):
-        await harness.feed("telephony", [call(i)])
-    assert not any(f"old{i}" in table for i in range(n))
-    assert all(f"c{i}" in table for i in range(SWEEP_SHARES + 1))
