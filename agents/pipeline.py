@@ -40,7 +40,7 @@ from stream.core.deltas import decode as decode_deltas
 from stream.core.entity import EntityState, is_expired_entity, needs_orphan_report
 from stream.core.events import Event
 from stream.core.eventtime import Watermark, check_time
-from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey, alert_key, period_of
+from stream.core.keys import BUSINESS_KEY, CENTER_ID, AggKey, alert_key, alert_scope, period_of
 from stream.core.periods import DAY_PREFIX, ROLLING
 from stream.core.scorecard import BusinessState
 from stream.core.seen import SeenIds, partition_prefix
@@ -445,11 +445,9 @@ class Pipeline:
     ) -> None:
         """LCR/CAR alerts of the queues and the centre whose rolling hour changed (event time)."""
         for key in dict.fromkeys(changed):
-            if key == BUSINESS_KEY:
+            if not _is_rolling_alert_key(key):
                 continue
             agg = AggKey.decode(key)
-            if agg.period != ROLLING or agg.scope not in (QUEUE, CENTER):
-                continue
             state_now = store.table.get(key)
             if state_now is None:
                 continue
@@ -474,11 +472,7 @@ class Pipeline:
     def alert_scopes(self) -> frozenset[tuple[str, str]]:
         """The (scope, queue) of the alerts this worker's partitions hold state for (see
         `Batch.alert_scopes`): a complete Redis write replaces only their part of the active alerts."""
-        out = set()
-        for key in list(self.alert_table.keys()):
-            _, scope, queue = key.split("|", 2)
-            out.add((scope, queue))
-        return frozenset(out)
+        return frozenset(alert_scope(key) for key in list(self.alert_table.keys()))
 
     def active_alerts(self) -> list[dict[str, Any]]:
         """The firing alerts of this worker's partitions (their firing messages)."""

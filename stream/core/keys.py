@@ -100,3 +100,9 @@ def live_row_key(queue: str) -> str:
 def alert_key(kpi: str, scope: str, sid: str) -> str:
     """The key of one alert's state: the KPI and the queue or centre it watches."""
     return f"{kpi}|{scope}|{sid}"
+
+
+def alert_scope(key: str) -> tuple[str, str]:
+    """The (scope, queue) an `alert_key` watches (a queue name may hold '|': it comes last)."""
+    _, scope, sid = key.split("|", 2)
+    return scope, sid

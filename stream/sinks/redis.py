@@ -90,15 +90,17 @@ RECORDS_PER_PIPELINE = 1000
 Unit = tuple[Callable[["RedisSink", Any, Any], None], Any]
 
 
-def _units(batch: Batch) -> list[Unit]:
-    """The batch's writes in order, one per record (the active alerts are one): what is chunked."""
+def _units(batch: Batch, alerts_gone: list[str] | None = None) -> list[Unit]:
+    """The batch's writes in order, one per record (the active alerts are one): what is chunked.
+
+    `alerts_gone`: the active-alerts fields a complete write removes (None: the whole hash)."""
     s = RedisSink
     units: list[Unit] = [(s._operator, r) for r in batch.operators]
     units += [(s._queue, r) for r in batch.queues]
     units += [(s._scorecard, r) for r in batch.scorecards]
     units += [(s._live, r) for r in batch.live]
     if batch.active_alerts is not None:
-        units.append((s._active_alerts, batch.active_alerts))
+        units.append((s._active_alerts, (batch.active_alerts, alerts_gone)))
     units += [(s._alert, r) for r in batch.alerts]
     return units
 
@@ -152,7 +154,6 @@ class RedisSink:
         self.marker = keyspace.key(WriterKey(run_id or uuid.uuid4().hex))
         self.witness = WriteWitness()
         self._swept = False  # a write looked for stale periods since event time was known
-        self._alerts_gone: list[str] | None = None  # of the write under way: see `_stale_alerts`
         self._client: Any = None
 
     def _redis(self) -> Any:
@@ -171,9 +172,8 @@ class RedisSink:
         try:
             client = self._redis()
             stale = await self._stale_keys(client, batch) if sweep else {}
-            if batch.active_alerts is not None:
-                self._alerts_gone = await self._stale_alerts(client, batch)
-            units = _units(batch)
+            gone = await self._stale_alerts(client, batch) if batch.active_alerts is not None else None
+            units = _units(batch, gone)
             for start in range(0, max(len(units), 1), RECORDS_PER_PIPELINE):  # at least one pipeline
                 async with client.pipeline(transaction=False) as pipe:
                     if start == 0:
@@ -277,14 +277,15 @@ class RedisSink:
         pipe.hset(key, mapping={k: "" if v is None else str(v) for k, v in rec.items() if k != "queue"})
         pipe.publish(self.ks.updates_channel, _message(key, "live", rec))
 
-    def _active_alerts(self, pipe: Any, records: list[Record]) -> None:
+    def _active_alerts(self, pipe: Any, item: tuple[list[Record], list[str] | None]) -> None:
         """Every firing alert, replacing the hash (one unit: the delete and its writes together);
         with `alert_scopes`, replacing only the fields of those scopes (`_stale_alerts`)."""
+        records, gone = item
         active = self.ks.active_alerts
-        if self._alerts_gone is None:
+        if gone is None:
             pipe.delete(active)
-        elif self._alerts_gone:
-            pipe.hdel(active, *self._alerts_gone)
+        elif gone:
+            pipe.hdel(active, *gone)
         for rec in records:
             pipe.hset(active, rec["alert_id"], json.dumps(rec, separators=(",", ":")))
 
